@@ -1,0 +1,51 @@
+"""The Django admin lists accounts too, with the same write-only password as the pages."""
+
+from django.contrib import admin
+
+from .forms import SmtpAccountForm
+from .models import OutboundMessage, SmtpAccount, TestEmail
+from . import services
+
+
+@admin.register(SmtpAccount)
+class SmtpAccountAdmin(admin.ModelAdmin):
+    form = SmtpAccountForm
+    list_display = ("name", "account_type", "provider", "server_label", "email", "is_active", "verified_at", "updated_at")
+    list_filter = ("account_type", "provider", "is_active")
+    search_fields = ("name", "email", "host", "domain")
+    readonly_fields = ("verified_at", "last_error", "last_error_at", "updated_at", "updated_by")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+
+        class AdminForm(form_class):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, user=request.user, **kw)
+
+        return AdminForm
+
+    def get_fields(self, request, obj=None):
+        return [*SmtpAccountForm.base_fields, *self.readonly_fields]
+
+    def save_model(self, request, obj, form, change):
+        form.save()
+
+    def delete_model(self, request, obj):
+        services.delete_account(obj)
+
+
+@admin.register(OutboundMessage)
+class OutboundMessageAdmin(admin.ModelAdmin):
+    list_display = ("subject", "account", "status", "attempts", "created_at", "sent_at")
+    list_filter = ("status", "account_type")
+    search_fields = ("subject", "provider_message_id")
+    exclude = ("body_text", "body_html")
+    readonly_fields = [f.name for f in OutboundMessage._meta.fields if f.name not in ("body_text", "body_html")]
+
+
+@admin.register(TestEmail)
+class TestEmailAdmin(admin.ModelAdmin):
+    list_display = ("account", "recipient", "status", "attempts", "created_at")
+    list_filter = ("status",)
+    exclude = ("code_hash",)
+    readonly_fields = ("account", "recipient", "requested_by", "status", "error", "attempts", "expires_at", "sent_at", "confirmed_at")

@@ -1,0 +1,1 @@
+"""Django EmailBackend over the outbox (being written)."""

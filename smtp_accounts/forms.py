@@ -1,0 +1,129 @@
+"""The account form, used by the pages and (with plain dicts) by the commands."""
+
+from django import forms
+
+from . import services
+from .models import Provider, Security, SmtpAccount
+from .validators import normalize_domain, normalize_hostname
+
+# The product's presets: each fills Host, and port 587 with STARTTLS.
+PRESETS = {
+    "gmail": ("Gmail", "smtp.gmail.com"),
+    "outlook": ("Outlook", "smtp-mail.outlook.com"),
+    "yahoo": ("Yahoo", "smtp.mail.yahoo.com"),
+    "comcast": ("Comcast", "smtp.comcast.net"),
+}
+PRESET_CHOICES = [("", "Custom")] + [(key, label) for key, (label, _host) in PRESETS.items()]
+
+EXTERNAL_ONLY = ("domain",)
+INTERNAL_ONLY = ("host", "port", "username", "password", "security")
+
+
+class SmtpAccountForm(forms.ModelForm):
+    """Create or edit an account. The password is write-only: never rendered, never echoed.
+
+    Left blank on edit it keeps the stored one, unless host, port, user or TLS/SSL changed:
+    a stored password never goes to a server it was not typed for.
+    """
+
+    preset = forms.ChoiceField(
+        label="Provider preset", choices=PRESET_CHOICES, required=False,
+        help_text="Fills Host, Port 587 and STARTTLS for a well-known provider.",
+    )
+    password = forms.CharField(
+        label="Password",
+        required=False,
+        strip=False,
+        max_length=1024,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+    class Meta:
+        model = SmtpAccount
+        fields = [
+            "name", "account_type", "provider", "domain", "email", "from_name",
+            "host", "port", "username", "security", "is_active",
+        ]
+        widgets = {
+            "provider": forms.RadioSelect,
+            "port": forms.NumberInput(attrs={"min": 1, "max": 65535}),
+            "email": forms.EmailInput(attrs={"placeholder": "support@example.com"}),
+            "domain": forms.TextInput(attrs={"placeholder": "mg.example.com"}),
+            "host": forms.TextInput(attrs={"placeholder": "smtp.example.com"}),
+            "from_name": forms.TextInput(attrs={"placeholder": "Demo Support"}),
+        }
+        help_texts = {
+            "domain": "The part of the Email after the @, as set up in Mailgun.",
+            "username": "Often the full email address; a relay's login may differ from Email.",
+            "security": "STARTTLS on 587 or SSL/TLS on 465. None only for a relay without login.",
+        }
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["provider"].choices = Provider.choices
+        self.order_fields(["provider", "name", "account_type", "preset", *self.Meta.fields])
+        if self.instance.pk and self.instance.has_password:
+            self.fields["password"].help_text = (
+                "A password is stored. Leave blank to keep it; it must be typed again if "
+                "Host, Port, User or TLS/SSL change."
+            )
+
+    @property
+    def provider_value(self):
+        """The provider the form shows (what was posted, else the instance's)."""
+        return self.data.get("provider") or self.initial.get("provider") or self.instance.provider
+
+    def clean_host(self):
+        host = self.cleaned_data.get("host")
+        return normalize_hostname(host) if host else host
+
+    def clean_domain(self):
+        domain = self.cleaned_data.get("domain")
+        return normalize_domain(domain) if domain else domain
+
+    def clean(self):
+        data = super().clean()
+        self._apply_preset(data)
+        if data.get("provider") == Provider.EXTERNAL:
+            data.update(host="", port=None, username="", password="", security=Security.STARTTLS)
+        else:
+            data["domain"] = ""
+            self._check_password(data)
+        return data
+
+    def _apply_preset(self, data):
+        preset = PRESETS.get(data.get("preset") or "")
+        if preset and not data.get("host"):
+            data["host"] = preset[1]
+            data["port"] = data.get("port") or 587
+            data["security"] = Security.STARTTLS
+            self.errors.pop("host", None)
+
+    def _check_password(self, data):
+        password, username = data.get("password"), data.get("username")
+        if password and not username:
+            self.add_error("username", "Enter the User that goes with this password.")
+        if not username or password:
+            return
+        moved = [
+            f for f in SmtpAccount.PASSWORD_BOUND_FIELDS
+            if f in data and data[f] != getattr(self.instance, f)
+        ]
+        if not self.instance.has_password:
+            self.add_error("password", "Enter the password for this User.")
+        elif self.instance.pk and moved:
+            self.add_error(
+                "password",
+                "Type the password again: Host, Port, User or TLS/SSL changed, and a stored "
+                "password is never sent to a new server.",
+            )
+
+    def save(self, commit=True):
+        account = super().save(commit=False)
+        password = self.cleaned_data.get("password") or None
+        if account.provider == Provider.EXTERNAL and account.has_password:
+            password = ""  # Mailgun uses the deployment's API key; drop any SMTP password
+        if commit:
+            services.save_account(account, password=password, user=self.user)
+        return account

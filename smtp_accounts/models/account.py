@@ -1,0 +1,194 @@
+"""The CRM's sending accounts."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from .. import crypto
+from ..validators import normalize_domain, normalize_hostname, validate_header_safe
+
+
+class AccountType(models.TextChoices):
+    CAMPAIGNS = "campaigns", "Campaigns"
+    CUSTOMER_SERVICE = "customer_service", "Customer Service"
+    SYSTEM = "system", "System Account"
+
+
+class Provider(models.TextChoices):
+    EXTERNAL = "external", "External Provider"
+    INTERNAL = "internal", "Internal Provider"
+
+
+class Security(models.TextChoices):
+    STARTTLS = "starttls", "STARTTLS (port 587)"
+    SSL = "ssl", "SSL/TLS (port 465)"
+    NONE = "none", "None (no encryption)"
+
+
+class SmtpAccount(models.Model):
+    """An account the CRM sends through: Mailgun (external) or an SMTP server (internal).
+
+    It is *ready* when it is active and verified (a test email's code was confirmed).
+    """
+
+    # Changing any of these changes where mail goes or who it claims to be from, so it
+    # makes the account unverified again (see services.save_account).
+    CONNECTION_FIELDS = ("provider", "host", "port", "username", "security", "domain", "email")
+    # Changing any of these sends the stored password somewhere new, so it must be retyped.
+    PASSWORD_BOUND_FIELDS = ("host", "port", "username", "security")
+
+    name = models.CharField(
+        "Account Name", max_length=100, unique=True, validators=[validate_header_safe]
+    )
+    account_type = models.CharField(
+        "Account Type", max_length=20, choices=AccountType.choices, default=AccountType.SYSTEM
+    )
+    provider = models.CharField(
+        "Provider", max_length=10, choices=Provider.choices, default=Provider.INTERNAL
+    )
+    domain = models.CharField("Domain", max_length=253, blank=True)
+    email = models.EmailField("Email", max_length=254, validators=[validate_header_safe])
+    from_name = models.CharField(
+        "From Name", max_length=100, blank=True, validators=[validate_header_safe]
+    )
+    host = models.CharField("Host", max_length=253, blank=True)
+    port = models.PositiveIntegerField(
+        "Port",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(65535)],
+    )
+    username = models.CharField(
+        "User", max_length=254, blank=True, validators=[validate_header_safe]
+    )
+    password_encrypted = models.TextField(blank=True, editable=False)
+    security = models.CharField(
+        "TLS/SSL", max_length=10, choices=Security.choices, default=Security.STARTTLS
+    )
+    is_active = models.BooleanField("Is Active?", default=True)
+    verified_at = models.DateTimeField("Verified", null=True, blank=True, editable=False)
+    # The last configuration problem delivery ran into (login refused, TLS failure …).
+    last_error = models.TextField(blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField("Last Update", auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "SMTP account"
+        indexes = [
+            models.Index(fields=["account_type", "is_active"]),
+            models.Index(fields=["-updated_at"]),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        """Cross-field rules: what each provider needs, and an email that fits the domain."""
+        errors = {}
+        if self.is_external:
+            errors.update(self._clean_external())
+        else:
+            errors.update(self._clean_internal())
+        if errors:
+            raise ValidationError(errors)
+
+    def _clean_external(self):
+        if not self.domain:
+            return {"domain": "Enter the Mailgun sending domain, e.g. mg.example.com."}
+        try:
+            self.domain = normalize_domain(self.domain)
+        except ValidationError as err:
+            return {"domain": err.messages}
+        email_domain = (self.email or "").rpartition("@")[2].lower()
+        if self.email and email_domain != self.domain and not email_domain.endswith("." + self.domain):
+            return {"email": f"Use an address at {self.domain} (the part after the @ must be the Domain)."}
+        return {}
+
+    def _clean_internal(self):
+        errors = {}
+        try:
+            self.host = normalize_hostname(self.host)
+        except ValidationError as err:
+            errors["host"] = err.messages
+        if not self.port:
+            errors["port"] = "Enter the server's port, e.g. 587 for STARTTLS or 465 for SSL/TLS."
+        if self.username and self.security == Security.NONE:
+            errors["security"] = (
+                "Choose STARTTLS or SSL/TLS: a password is never sent over an unencrypted "
+                "connection. Use None only for a relay that needs no login."
+            )
+        return errors
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # Remember how the account connected when loaded, to tell what an edit changed.
+        instance._loaded = {f: getattr(instance, f) for f in cls.CONNECTION_FIELDS if f in field_names}
+        return instance
+
+    def changed_fields(self, fields):
+        """Names among `fields` whose value differs from the one loaded from the database."""
+        loaded = getattr(self, "_loaded", None)
+        if self.pk is None or loaded is None:
+            return set()
+        return {f for f in fields if f in loaded and loaded[f] != getattr(self, f)}
+
+    @property
+    def is_external(self):
+        return self.provider == Provider.EXTERNAL
+
+    @property
+    def is_verified(self):
+        return self.verified_at is not None
+
+    @property
+    def is_ready(self):
+        return self.is_active and self.is_verified
+
+    @property
+    def has_password(self):
+        return bool(self.password_encrypted)
+
+    def set_password(self, raw_password):
+        """Encrypt and store `raw_password` (an empty value clears it)."""
+        self.password_encrypted = crypto.encrypt(raw_password) if raw_password else ""
+
+    def get_password(self):
+        """The plaintext password ("" if none). Raises crypto.UndecryptableSecret."""
+        if not self.password_encrypted:
+            return ""
+        return crypto.decrypt(self.password_encrypted)
+
+    @property
+    def from_address(self):
+        """The From header: `From Name <email>`, properly quoted."""
+        from email.utils import formataddr
+
+        return formataddr((self.from_name, self.email)) if self.from_name else self.email
+
+    @property
+    def server_label(self):
+        """What the list shows in its Host column."""
+        if self.is_external:
+            return f"Mailgun · {self.domain}"
+        return f"{self.host}:{self.port}" if self.port else self.host
+
+    def record_error(self, message):
+        """Keep a configuration problem on the account so admins see it on the list."""
+        self.last_error = message
+        self.last_error_at = timezone.now()
+        SmtpAccount.objects.filter(pk=self.pk).update(
+            last_error=message, last_error_at=self.last_error_at
+        )

@@ -1,0 +1,25 @@
+"""Senders by provider: `get_sender(account)` returns the one that delivers for it."""
+
+from .base import ConfigurationError, PermanentFailure, SendError, Sender, TemporaryFailure
+from .mailgun import MailgunSender
+from .smtp import SmtpSender
+
+SENDERS = {
+    "internal": SmtpSender,
+    "external": MailgunSender,
+}
+
+
+def get_sender(account):
+    """A new, unopened Sender for `account`."""
+    return SENDERS[account.provider](account)
+
+
+__all__ = [
+    "ConfigurationError",
+    "PermanentFailure",
+    "SendError",
+    "Sender",
+    "TemporaryFailure",
+    "get_sender",
+]

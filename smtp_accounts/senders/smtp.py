@@ -1,0 +1,7 @@
+"""Sends through the account's SMTP server (placeholder; being written)."""
+
+from .base import Sender
+
+
+class SmtpSender(Sender):
+    pass

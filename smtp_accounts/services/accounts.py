@@ -1,0 +1,71 @@
+"""Saving, finding and describing accounts."""
+
+from django.db import transaction
+
+from ..models import SmtpAccount, TestEmail
+
+
+class AccountNotFound(LookupError):
+    """No account has that id or name."""
+
+
+@transaction.atomic
+def save_account(account, *, password=None, user=None):
+    """Save `account` (new or edited) and return it.
+
+    `password`: a new plaintext password, or None to keep the stored one. A change of how the
+    account connects (see SmtpAccount.CONNECTION_FIELDS) or a new password makes it unverified
+    and voids every pending test code, since the old proof no longer applies.
+    """
+    if password is not None:
+        account.set_password(password)
+    reconnects = account.changed_fields(SmtpAccount.CONNECTION_FIELDS) or password is not None
+    if account.pk and reconnects:
+        account.verified_at = None
+        account.last_error = ""
+        account.last_error_at = None
+        TestEmail.objects.filter(
+            account=account, status__in=[TestEmail.Status.QUEUED, TestEmail.Status.SENT]
+        ).update(status=TestEmail.Status.SUPERSEDED)
+    if user is not None and user.is_authenticated:
+        account.updated_by = user
+    account.save()
+    account._loaded = {f: getattr(account, f) for f in SmtpAccount.CONNECTION_FIELDS}
+    return account
+
+
+def delete_account(account):
+    """Delete `account`; its queued outbox rows keep their history (account set to NULL)."""
+    account.delete()
+
+
+def find_account(identifier):
+    """The account whose id or name is `identifier`. Raises AccountNotFound."""
+    identifier = str(identifier).strip()
+    query = SmtpAccount.objects.filter(name=identifier)
+    if identifier.isdigit():
+        query = SmtpAccount.objects.filter(pk=int(identifier)) | query
+    account = query.order_by("pk").first()
+    if account is None:
+        raise AccountNotFound(f"No SMTP account has the id or name {identifier!r}.")
+    return account
+
+
+def account_as_dict(account):
+    """The account as plain JSON types, for `--json` output. Never includes a secret."""
+    return {
+        "id": account.pk,
+        "name": account.name,
+        "account_type": account.account_type,
+        "provider": account.provider,
+        "domain": account.domain,
+        "email": account.email,
+        "from_name": account.from_name,
+        "host": account.host,
+        "port": account.port,
+        "username": account.username,
+        "security": account.security,
+        "is_active": account.is_active,
+        "verified_at": account.verified_at.isoformat() if account.verified_at else None,
+        "updated_at": account.updated_at.isoformat() if account.updated_at else None,
+    }

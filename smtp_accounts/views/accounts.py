@@ -1,0 +1,105 @@
+"""List, create, edit and delete accounts: thin generic views over the form and services."""
+
+from django.contrib import messages
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.shortcuts import redirect
+from django.urls import reverse_lazy
+from django.views.generic import CreateView, DeleteView, ListView, UpdateView
+
+from .. import services
+from ..forms import SmtpAccountForm
+from ..models import AccountType, Provider, SmtpAccount
+
+
+class AccountListView(PermissionRequiredMixin, ListView):
+    """The accounts table with search, filters and pagination."""
+
+    permission_required = "smtp_accounts.view_smtpaccount"
+    paginate_by = 25
+    paginator_class = Paginator
+
+    def get_queryset(self):
+        accounts = SmtpAccount.objects.select_related("updated_by").defer("password_encrypted")
+        params = self.request.GET
+        if q := params.get("q", "").strip():
+            accounts = accounts.filter(
+                Q(name__icontains=q) | Q(email__icontains=q) | Q(host__icontains=q)
+                | Q(domain__icontains=q)
+            )
+        if params.get("type") in AccountType.values:
+            accounts = accounts.filter(account_type=params["type"])
+        if params.get("provider") in Provider.values:
+            accounts = accounts.filter(provider=params["provider"])
+        if params.get("active") in ("yes", "no"):
+            accounts = accounts.filter(is_active=params["active"] == "yes")
+        return accounts.order_by("name")
+
+    def get_context_data(self, **kwargs):
+        params = self.request.GET.copy()
+        params.pop("page", None)
+        return super().get_context_data(
+            filters=params,
+            filtered=any(params.get(k) for k in ("q", "type", "provider", "active")),
+            query_string=params.urlencode(),
+            account_types=AccountType.choices,
+            providers=Provider.choices,
+            **kwargs,
+        )
+
+
+class AccountFormMixin:
+    model = SmtpAccount
+    form_class = SmtpAccountForm
+    success_url = reverse_lazy("smtp_accounts:list")
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "user": self.request.user}
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, self.success_message.format(name=self.object.name))
+        return response
+
+
+class AccountCreateView(PermissionRequiredMixin, AccountFormMixin, CreateView):
+    """New account; `?provider=external|internal` preselects the provider."""
+
+    permission_required = "smtp_accounts.add_smtpaccount"
+    success_message = "SMTP account “{name}” was created. Click Test to verify it."
+
+    def get_initial(self):
+        provider = self.request.GET.get("provider")
+        return {"provider": provider if provider in Provider.values else Provider.INTERNAL}
+
+
+class AccountUpdateView(PermissionRequiredMixin, AccountFormMixin, UpdateView):
+    """Edit an account."""
+
+    permission_required = "smtp_accounts.change_smtpaccount"
+    success_message = "SMTP account “{name}” was saved."
+
+    def form_valid(self, form):
+        was_verified = form.instance.verified_at is not None
+        response = super().form_valid(form)
+        if was_verified and not self.object.is_verified:
+            messages.warning(
+                self.request,
+                "How the account connects changed, so it must be tested again before it sends.",
+            )
+        return response
+
+
+class AccountDeleteView(PermissionRequiredMixin, DeleteView):
+    """GET asks for confirmation; POST deletes."""
+
+    model = SmtpAccount
+    permission_required = "smtp_accounts.delete_smtpaccount"
+    success_url = reverse_lazy("smtp_accounts:list")
+
+    def form_valid(self, form):
+        name = self.object.name
+        services.delete_account(self.object)
+        messages.success(self.request, f"SMTP account “{name}” was deleted.")
+        return redirect(self.success_url)
