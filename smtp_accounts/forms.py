@@ -62,12 +62,20 @@ class SmtpAccountForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.user = user
         self.fields["provider"].choices = Provider.choices
+        # Only the chosen provider's fields are posted (the page hides the others), so the
+        # per-provider requirements live in clean() and SmtpAccount.clean().
+        self.fields["security"].required = False
         self.order_fields(["provider", "name", "account_type", "preset", *self.Meta.fields])
         if self.instance.pk and self.instance.has_password:
             self.fields["password"].help_text = (
                 "A password is stored. Leave blank to keep it; it must be typed again if "
                 "Host, Port, User or TLS/SSL change."
             )
+
+    @property
+    def preset_hosts(self):
+        """{preset: host} for the page's script, so the presets live only in PRESETS."""
+        return {key: host for key, (_label, host) in PRESETS.items()}
 
     @property
     def provider_value(self):
@@ -89,6 +97,8 @@ class SmtpAccountForm(forms.ModelForm):
             data.update(host="", port=None, username="", password="", security=Security.STARTTLS)
         else:
             data["domain"] = ""
+            if not data.get("security"):
+                self.add_error("security", "Choose how to secure the connection.")
             self._check_password(data)
         return data
 

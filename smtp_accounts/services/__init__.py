@@ -1,13 +1,11 @@
 """Actions shared by views, tasks and commands.
 
-One module per concern, re-exported here so callers write `services.send_email(...)`.
+One module per concern (each under ~300 lines, each with its own owner of the logic),
+re-exported here so callers write `services.send_email(...)`. Each module's `__all__`
+says what it offers.
 """
 
-from .accounts import account_as_dict, delete_account, find_account, save_account
-
-__all__ = [
-    "account_as_dict",
-    "delete_account",
-    "find_account",
-    "save_account",
-]
+from .accounts import *  # noqa: F403
+from .diagnostics import *  # noqa: F403
+from .outbox import *  # noqa: F403
+from .verification import *  # noqa: F403

@@ -5,6 +5,9 @@ from django.db import transaction
 from ..models import SmtpAccount, TestEmail
 
 
+__all__ = ["AccountNotFound", "account_as_dict", "delete_account", "find_account", "save_account"]
+
+
 class AccountNotFound(LookupError):
     """No account has that id or name."""
 

@@ -1,0 +1,45 @@
+// Shows only the chosen provider's fields, and fills Host/Port/TLS from a provider preset.
+// Without JS every field shows and the server ignores the other provider's values.
+(function () {
+  "use strict";
+  const form = document.querySelector(".account-form");
+  if (!form) return;
+
+  function currentProvider() {
+    const checked = form.querySelector('input[name="provider"]:checked');
+    return checked ? checked.value : "internal";
+  }
+
+  function showProvider() {
+    const provider = currentProvider();
+    form.dataset.provider = provider;
+    form.querySelectorAll("[data-provider-section]").forEach(function (section) {
+      const on = section.dataset.providerSection === provider;
+      section.hidden = !on;
+      // Hidden inputs are not sent, so the other provider's stale values never post.
+      section.querySelectorAll("input, select").forEach(function (el) { el.disabled = !on; });
+    });
+    form.querySelectorAll(".provider-help").forEach(function (help) {
+      help.hidden = help.dataset.for !== provider;
+    });
+  }
+
+  // The preset hosts come from the server (forms.PRESETS), so they are written down once.
+  const presetData = document.getElementById("smtp-presets");
+  const presets = presetData ? JSON.parse(presetData.textContent) : {};
+  const preset = form.querySelector('select[name="preset"]');
+  if (preset) {
+    preset.addEventListener("change", function () {
+      const host = presets[preset.value];
+      if (!host) return;
+      form.querySelector('input[name="host"]').value = host;
+      form.querySelector('input[name="port"]').value = "587";
+      form.querySelector('select[name="security"]').value = "starttls";
+    });
+  }
+
+  form.querySelectorAll('input[name="provider"]').forEach(function (radio) {
+    radio.addEventListener("change", showProvider);
+  });
+  showProvider();
+})();
