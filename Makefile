@@ -2,8 +2,9 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+ADDR ?= 127.0.0.1:8000
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install lint bench
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m venv $(VENV)
@@ -13,8 +14,27 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 install: $(BIN)/.installed
 
+# Dev-only settings, written once and git-ignored: debug on, fresh keys, loopback allowed
+# so accounts can point at the local dev inbox.
+.env: | install
+	$(BIN)/python -c "import secrets; from cryptography.fernet import Fernet; \
+	print('DJANGO_DEBUG=true'); \
+	print('DJANGO_SECRET_KEY=' + secrets.token_urlsafe(50)); \
+	print('FERNET_KEYS=' + Fernet.generate_key().decode()); \
+	print('SMTP_ACCOUNTS_ALLOWED_NETWORKS=127.0.0.0/8')" > $@
+	@echo "Wrote .env with dev-only keys."
+
+# Serves http://$(ADDR) with the local dev inbox on 127.0.0.1:1025; tasks run in-process.
+run: install .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py ensure_superuser
+	$(BIN)/python manage.py devserver $(ADDR)
+
 test: install
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python bench/send_throughput.py

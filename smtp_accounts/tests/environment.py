@@ -8,5 +8,8 @@ os.environ.setdefault("FERNET_KEYS", "rJ3vX9nXy0mHq0mF1u0x7dXWbTt3l6Kq4m8w2y5Zb1
 os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # live_server + Playwright touch the ORM
-for _name in ("CELERY_BROKER_URL", "MAILGUN_API_KEY", "SMTP_ACCOUNTS_ALLOWED_NETWORKS"):
-    os.environ.pop(_name, None)  # tests set what they need, explicitly
+# Empty, not unset: a developer's `.env` (read without overwriting) must not leak into tests.
+# Tests set what they need explicitly.
+for _name in ("CELERY_BROKER_URL", "MAILGUN_API_KEY", "SMTP_ACCOUNTS_ALLOWED_NETWORKS",
+              "SMTP_ACCOUNTS_CA_FILE"):
+    os.environ[_name] = ""

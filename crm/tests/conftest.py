@@ -1,0 +1,1 @@
+pytest_plugins = ["smtp_accounts.tests.conftest"]

@@ -1,0 +1,47 @@
+"""Start-up configuration, checked in fresh processes as an operator would meet it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "x" * 30 + "-long-random-production-secret-value",
+    "FERNET_KEYS": Fernet.generate_key().decode(),
+    "DJANGO_ALLOWED_HOSTS": "crm.example.com",
+    "DJANGO_SECURE_SSL_REDIRECT": "true",
+}
+
+
+def manage(*args, **env):
+    """Run manage.py in a clean environment (no .env values leak in: all are given)."""
+    environ = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=environ,
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_check_deploy_is_clean_with_production_values():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"FERNET_KEYS": ""}, "FERNET_KEYS is not set. Make a key with"),
+        ({"FERNET_KEYS": "not-a-key"}, "FERNET_KEYS key #1 is not a valid Fernet key"),
+        ({"DJANGO_SECRET_KEY": ""}, "DJANGO_SECRET_KEY is not set"),
+    ],
+)
+def test_missing_or_malformed_keys_stop_the_app_with_a_howto(env, message):
+    result = manage("check", **{**PRODUCTION, **env})
+    assert result.returncode != 0
+    assert message in result.stderr
