@@ -129,6 +129,16 @@ class SmtpAccountForm(forms.ModelForm):
                 "password is never sent to a new server.",
             )
 
+    def _update_errors(self, errors):
+        # SmtpAccount.clean() checks host and port again; a field the form already refused
+        # would otherwise show two messages for one mistake.
+        if hasattr(errors, "error_dict"):
+            for name in [n for n in errors.error_dict if n in self._errors]:
+                del errors.error_dict[name]
+            if not errors.error_dict:
+                return
+        super()._update_errors(errors)
+
     def save(self, commit=True):
         account = super().save(commit=False)
         password = self.cleaned_data.get("password") or None

@@ -144,6 +144,12 @@ def test_bad_input_gets_a_field_error_and_no_password_echo(admin_client, changes
     assert not SmtpAccount.objects.exists()
 
 
+@pytest.mark.parametrize(("field", "value"), [("host", "smtp://x"), ("port", "seven")])
+def test_one_mistake_gets_one_message(admin_client, field, value):
+    response = admin_client.post(CREATE, {**INTERNAL, field: value})
+    assert len(response.context["form"].errors[field]) == 1
+
+
 def test_external_email_must_belong_to_the_domain(admin_client):
     response = admin_client.post(CREATE, {**EXTERNAL, "email": "news@other.com"})
     assert "Use an address at mg.example.com" in response.context["form"].errors["email"][0]

@@ -1,4 +1,4 @@
-"""Shared fixtures. Real servers live in tests/fixtures/, one module each."""
+"""Fixtures for every test. Real servers live in smtp_accounts/tests/fixtures/, one module each."""
 
 import pytest
 from django.contrib.auth.models import Permission, User

@@ -1,1 +1,0 @@
-pytest_plugins = ["smtp_accounts.tests.conftest"]
