@@ -39,12 +39,16 @@ from django.db import connection, connections  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-settings.STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
+settings.STORAGES["staticfiles"]["BACKEND"] = (
+    "django.contrib.staticfiles.storage.StaticFilesStorage"
+)
 DATABASES = {"small": 100, "large": 10_000}
 
 
 def build(alias, count):
-    settings.DATABASES[alias] = {**settings.DATABASES["default"], "NAME": f"{WORKDIR}/{alias}.sqlite3"}
+    settings.DATABASES[alias] = {
+        **settings.DATABASES["default"], "NAME": f"{WORKDIR}/{alias}.sqlite3"
+    }
     call_command("migrate", database=alias, verbosity=0)
     from smtp_accounts.models import SmtpAccount
 

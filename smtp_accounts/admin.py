@@ -2,15 +2,18 @@
 
 from django.contrib import admin
 
+from . import services
 from .forms import SmtpAccountForm
 from .models import OutboundMessage, SmtpAccount, TestEmail
-from . import services
 
 
 @admin.register(SmtpAccount)
 class SmtpAccountAdmin(admin.ModelAdmin):
     form = SmtpAccountForm
-    list_display = ("name", "account_type", "provider", "server_label", "email", "is_active", "verified_at", "updated_at")
+    list_display = (
+        "name", "account_type", "provider", "server_label", "email", "is_active", "verified_at",
+        "updated_at",
+    )
     list_filter = ("account_type", "provider", "is_active")
     search_fields = ("name", "email", "host", "domain")
     readonly_fields = ("verified_at", "last_error", "last_error_at", "updated_at", "updated_by")
@@ -40,7 +43,9 @@ class OutboundMessageAdmin(admin.ModelAdmin):
     list_filter = ("status", "account_type")
     search_fields = ("subject", "provider_message_id")
     exclude = ("body_text", "body_html")
-    readonly_fields = [f.name for f in OutboundMessage._meta.fields if f.name not in ("body_text", "body_html")]
+    readonly_fields = [
+        f.name for f in OutboundMessage._meta.fields if f.name not in ("body_text", "body_html")
+    ]
 
 
 @admin.register(TestEmail)
@@ -48,4 +53,7 @@ class TestEmailAdmin(admin.ModelAdmin):
     list_display = ("account", "recipient", "status", "attempts", "created_at")
     list_filter = ("status",)
     exclude = ("code_hash",)
-    readonly_fields = ("account", "recipient", "requested_by", "status", "error", "attempts", "expires_at", "sent_at", "confirmed_at")
+    readonly_fields = (
+        "account", "recipient", "requested_by", "status", "error", "attempts", "expires_at",
+        "sent_at", "confirmed_at",
+    )

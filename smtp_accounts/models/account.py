@@ -112,8 +112,12 @@ class SmtpAccount(models.Model):
         except ValidationError as err:
             return {"domain": err.messages}
         email_domain = (self.email or "").rpartition("@")[2].lower()
-        if self.email and email_domain != self.domain and not email_domain.endswith("." + self.domain):
-            return {"email": f"Use an address at {self.domain} (the part after the @ must be the Domain)."}
+        in_domain = email_domain == self.domain or email_domain.endswith("." + self.domain)
+        if self.email and not in_domain:
+            return {
+                "email": f"Use an address at {self.domain} (the part after the @ must be the "
+                "Domain)."
+            }
         return {}
 
     def _clean_internal(self):
@@ -135,7 +139,9 @@ class SmtpAccount(models.Model):
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
         # Remember how the account connected when loaded, to tell what an edit changed.
-        instance._loaded = {f: getattr(instance, f) for f in cls.CONNECTION_FIELDS if f in field_names}
+        instance._loaded = {
+            f: getattr(instance, f) for f in cls.CONNECTION_FIELDS if f in field_names
+        }
         return instance
 
     def changed_fields(self, fields):

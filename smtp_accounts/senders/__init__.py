@@ -1,6 +1,6 @@
 """Senders by provider: `get_sender(account)` returns the one that delivers for it."""
 
-from .base import ConfigurationError, PermanentFailure, SendError, Sender, TemporaryFailure
+from .base import ConfigurationError, PermanentFailure, Sender, SendError, TemporaryFailure
 from .mailgun import MailgunSender
 from .smtp import SmtpSender
 

@@ -1,7 +1,152 @@
-"""Sends through Mailgun's HTTP API (placeholder; being written)."""
+"""Sends through Mailgun's HTTP API, over django-anymail's Mailgun backend.
 
-from .base import Sender
+The deployment has one Mailgun API key (settings.MAILGUN_API_KEY); an external account
+names its sending domain. Anymail does the request; this module classifies its errors:
+429, 5xx, timeouts and network errors are temporary; a rejected key or an unknown domain is
+a configuration error; any other 4xx refuses this message for good.
+"""
+
+import copy
+import logging
+
+import requests
+from anymail.backends.mailgun import EmailBackend as MailgunBackend
+from anymail.exceptions import AnymailError, AnymailRequestsAPIError
+from django.conf import settings
+
+from .base import ConfigurationError, PermanentFailure, Sender, TemporaryFailure
+
+logger = logging.getLogger(__name__)
 
 
 class MailgunSender(Sender):
-    pass
+    """Delivers through Mailgun for `account.domain`; one HTTP session until close().
+
+    send() without open() opens a session for that one message.
+    """
+
+    def __init__(self, account):
+        super().__init__(account)
+        self.backend = None
+        self._keep_open = False
+
+    def open(self):
+        """Prepare the HTTP session. Raises ConfigurationError when no API key is set."""
+        self._keep_open = True
+        self._connect()
+
+    def close(self):
+        """Close the HTTP session; never raises."""
+        self._keep_open = False
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            try:
+                backend.close()
+            except requests.RequestException:
+                logger.debug("Closing the Mailgun session failed", exc_info=True)
+
+    def send(self, message):
+        """Send a Django EmailMessage and return Mailgun's message id.
+
+        The From header is the account's address unless the message sets its own.
+        Raises TemporaryFailure, PermanentFailure or ConfigurationError.
+        """
+        message = self._prepare(message)
+        self._connect()
+        try:
+            self.backend.send_messages([message])
+        except AnymailError as err:
+            raise self._translate(err) from err
+        finally:
+            if not self._keep_open:
+                self.close()
+        return message.anymail_status.message_id or ""
+
+    def _connect(self):
+        if self.backend is not None:
+            return
+        if not settings.MAILGUN_API_KEY:
+            raise ConfigurationError(
+                "MAILGUN_API_KEY is not set; set it in the environment to send through "
+                "Mailgun (external provider accounts)."
+            )
+        self.backend = MailgunBackend(
+            api_key=settings.MAILGUN_API_KEY,
+            sender_domain=self.account.domain,
+            api_url=settings.MAILGUN_API_URL,
+            timeout=settings.SMTP_ACCOUNTS_TIMEOUT,
+        )
+        self.backend.open()
+
+    def _prepare(self, message):
+        """A copy of `message` with the account's From address. Raises PermanentFailure."""
+        message = copy.copy(message)  # anymail records its status on it; keep the caller's
+        if not message.from_email or message.from_email == settings.DEFAULT_FROM_EMAIL:
+            message.from_email = self.account.from_address
+        if not message.recipients():
+            raise PermanentFailure("The message has no recipients (To, Cc and Bcc are empty).")
+        return message
+
+    def _translate(self, err):
+        """The TemporaryFailure, PermanentFailure or ConfigurationError for an AnymailError."""
+        error_class, reason = describe_error(err, self.account)
+        api_key = settings.MAILGUN_API_KEY
+        if api_key and api_key in reason:
+            reason = reason.replace(api_key, "********")
+        logger.info("%s via Mailgun for %s: %s", error_class.__name__, self.account.domain, reason)
+        return error_class(reason)
+
+
+def describe_error(err, account):
+    """(error class, reason) for an AnymailError raised while sending for `account`."""
+    if not isinstance(err, AnymailRequestsAPIError):
+        # Raised before any request: an invalid address, a feature Mailgun lacks …
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return PermanentFailure, f"Mailgun cannot send this message: {first_line}"
+    if err.status_code is None:
+        return _network_error(err)
+    return _http_error(err, account)
+
+
+def _network_error(err):
+    url = settings.MAILGUN_API_URL
+    if isinstance(err, requests.Timeout):
+        seconds = f"{float(settings.SMTP_ACCOUNTS_TIMEOUT):g}"
+        return TemporaryFailure, f"Timed out after {seconds} s talking to Mailgun ({url})."
+    cause = err.__cause__ or err
+    return TemporaryFailure, f"Could not reach Mailgun at {url} ({type(cause).__name__})."
+
+
+def _mailgun_said(response):
+    """Mailgun's own explanation: the JSON "message", else the start of the body."""
+    try:
+        said = response.json().get("message")
+    except (ValueError, AttributeError):
+        said = None
+    return said or response.text.strip()[:200] or response.reason
+
+
+def _http_error(err, account):
+    status, said = err.status_code, _mailgun_said(err.response)
+    if status == 401:
+        return ConfigurationError, (
+            f"Mailgun rejected the API key ({status} {said}): check MAILGUN_API_KEY, and that "
+            "MAILGUN_API_URL is your account's region (EU: https://api.eu.mailgun.net/v3)."
+        )
+    if status == 404 and "domain not found" in said.lower():
+        return ConfigurationError, (
+            f"Mailgun does not know the domain {account.domain}: add and verify it in Mailgun, "
+            "or check that MAILGUN_API_URL is the region the domain lives in."
+        )
+    if status == 404:
+        return ConfigurationError, (
+            f"{settings.MAILGUN_API_URL} has no Mailgun messages API (404 {said}); check "
+            "MAILGUN_API_URL, e.g. https://api.mailgun.net/v3."
+        )
+    if status == 429 or status >= 500:
+        return TemporaryFailure, f"Mailgun could not take the message now ({status} {said})."
+    if 200 <= status < 300:
+        return ConfigurationError, (
+            f"{settings.MAILGUN_API_URL} did not answer like Mailgun's API; check MAILGUN_API_URL."
+        )
+    return PermanentFailure, f"Mailgun refused the message ({status} {said})."

@@ -1,7 +1,438 @@
-"""Sends through the account's SMTP server (placeholder; being written)."""
+"""Sends through the account's own SMTP server, over Django's SMTP backend.
 
-from .base import Sender
+Django's backend does the protocol (STARTTLS or implicit TLS, login, sendmail); this module
+adds what an admin-typed server needs: connect only where netguard allows, trust the system
+CAs plus SMTP_ACCOUNTS_CA_FILE, never log in over plain text, and turn every failure into a
+TemporaryFailure, PermanentFailure or ConfigurationError whose reason says what to do.
+"""
+
+import copy
+import logging
+import os
+import smtplib
+import socket
+import ssl
+from email.utils import make_msgid
+from functools import lru_cache
+
+from django.conf import settings
+from django.core.mail.backends.smtp import EmailBackend
+from django.core.mail.message import sanitize_address
+from django.utils.functional import cached_property
+
+from .. import crypto, netguard
+from ..models import Security
+from .base import ConfigurationError, PermanentFailure, Sender, TemporaryFailure
+
+logger = logging.getLogger(__name__)
+
+# Why a login is refused, by provider: the usual fix is not "retype the password".
+LOGIN_HINTS = {
+    ("gmail.com", "googlemail.com"): (
+        "Gmail needs an App Password (Google Account > Security > App passwords), "
+        "not the account's normal password"
+    ),
+    ("outlook.com", "office365.com", "hotmail.com", "live.com"): (
+        "Outlook needs an App Password or OAuth; most Microsoft accounts refuse plain passwords"
+    ),
+    ("yahoo.com",): "Yahoo needs an App Password (Account security > Generate app password)",
+    ("comcast.net",): "Comcast needs the full email address as User and its own password",
+}
+
+
+def tls_context():
+    """An SSLContext verifying certificates and host names against the system CAs plus
+    settings.SMTP_ACCOUNTS_CA_FILE. Raises ConfigurationError if that file cannot be loaded.
+    """
+    cafile = settings.SMTP_ACCOUNTS_CA_FILE or None
+    try:
+        modified = os.stat(cafile).st_mtime_ns if cafile else None
+        return _tls_context(cafile, modified)
+    except (OSError, ValueError) as err:
+        raise ConfigurationError(
+            f"SMTP_ACCOUNTS_CA_FILE ({cafile}) cannot be loaded ({err}); "
+            "point it at a readable PEM file of CA certificates."
+        ) from err
+
+
+@lru_cache(maxsize=4)
+def _tls_context(cafile, modified):
+    # Loading the system CAs takes tens of milliseconds, so connections share a context;
+    # `modified` (the CA file's mtime) makes an edited file load again.
+    context = ssl.create_default_context(cafile=cafile)
+    if cafile:
+        # With a cafile, create_default_context() skips the system CAs: load them as well.
+        context.load_default_certs()
+    return context
+
+
+class GuardedSMTP(smtplib.SMTP):
+    """smtplib.SMTP that connects only to addresses netguard allows.
+
+    The socket goes to the checked IP while smtplib keeps the host name, so STARTTLS still
+    sends it as SNI and verifies the certificate against it.
+    """
+
+    def _get_socket(self, host, port, timeout):
+        sock = netguard.create_connection(host, port, timeout)
+        # SMTP is a chain of small writes; Nagle would hold each one back for an ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+
+class GuardedSMTP_SSL(smtplib.SMTP_SSL, GuardedSMTP):
+    """Implicit TLS over GuardedSMTP's socket (SMTP_SSL wraps what GuardedSMTP connects)."""
+
+
+class AccountBackend(EmailBackend):
+    """Django's SMTP backend with netguard'ed sockets and the account's trust store."""
+
+    @property
+    def connection_class(self):
+        return GuardedSMTP_SSL if self.use_ssl else GuardedSMTP
+
+    @cached_property
+    def ssl_context(self):
+        return tls_context()
+
+    def abort(self):
+        """Drop the connection without QUIT: after a failure the server may never answer."""
+        for connection in (self._partial_connection, self.connection):
+            if connection is not None:
+                connection.close()
+        self._partial_connection = self.connection = None
 
 
 class SmtpSender(Sender):
-    pass
+    """Delivers through `account.host:port`; one connection serves every send() until close().
+
+    send() without open() connects for that one message. After a failure that breaks the
+    connection, the next send() connects again.
+    """
+
+    def __init__(self, account):
+        super().__init__(account)
+        self.backend = None
+        self._keep_open = False
+
+    def open(self):
+        """Connect, secure and log in. Raises TemporaryFailure or ConfigurationError."""
+        self._keep_open = True
+        self._connect()
+
+    def close(self):
+        """QUIT and close; never raises."""
+        self._keep_open = False
+        backend, self.backend = self.backend, None
+        if backend is None:
+            return
+        try:
+            backend.close()
+        except (smtplib.SMTPException, OSError):
+            backend.abort()
+
+    def send(self, message):
+        """Send a Django EmailMessage and return its Message-ID header.
+
+        The From header is the account's address unless the message sets its own; the
+        envelope sender is always account.email. Raises TemporaryFailure, PermanentFailure
+        or ConfigurationError. Recipients refused while others were accepted are logged.
+        """
+        envelope_from, recipients, mime = self._prepare(message)
+        self._connect()
+        try:
+            refused = self._call(
+                self.backend.connection.sendmail,
+                envelope_from,
+                recipients,
+                mime.as_bytes(linesep="\r\n"),
+            )
+        finally:
+            if not self._keep_open:
+                self.close()
+        if refused:
+            logger.warning(
+                "%s refused %d of %d recipients of %s",
+                self.where, len(refused), len(recipients), mime["Message-ID"],
+            )  # fmt: skip
+        return mime["Message-ID"]
+
+    @property
+    def where(self):
+        return f"{self.account.host}:{self.account.port}"
+
+    def _connect(self):
+        if self.backend is not None:
+            return
+        backend = self._make_backend()
+        opened = False
+        try:
+            self._call(backend.open, backend=backend)
+            opened = True
+        finally:
+            if not opened:
+                backend.abort()  # a half-open session (e.g. login refused) is not kept
+        self.backend = backend
+
+    def _make_backend(self):
+        """An unopened AccountBackend for the account. Raises ConfigurationError."""
+        account = self.account
+        password = self._password()
+        if account.security == Security.NONE and (account.username or password):
+            raise ConfigurationError(
+                f"{account} has TLS/SSL set to None, so its password would cross the network "
+                "unencrypted; choose STARTTLS or SSL/TLS, or clear the User for a relay that "
+                "needs no login."
+            )
+        if account.username and not password:
+            raise ConfigurationError(f"{account} has a User but no password; enter the password.")
+        backend = AccountBackend(
+            host=account.host,
+            port=account.port,
+            username=account.username,
+            password=password,
+            use_tls=account.security == Security.STARTTLS,
+            use_ssl=account.security == Security.SSL,
+            timeout=settings.SMTP_ACCOUNTS_TIMEOUT,
+        )
+        backend.ssl_context  # noqa: B018 -- load SMTP_ACCOUNTS_CA_FILE now, to fail clearly
+        return backend
+
+    def _password(self):
+        try:
+            return self.account.get_password()
+        except crypto.UndecryptableSecret as err:
+            raise ConfigurationError(
+                "The stored password cannot be decrypted (the key that encrypted it is no "
+                "longer in FERNET_KEYS); re-enter the password."
+            ) from err
+
+    def _call(self, function, *args, backend=None):
+        """Run a network step; translate its failure, dropping a connection it broke."""
+        backend = backend or self.backend
+        try:
+            return function(*args)
+        except (smtplib.SMTPException, OSError, netguard.HostNotAllowed,
+                netguard.HostUnresolvable) as err:  # fmt: skip
+            translated = self._translate(err)
+            if _breaks_connection(err):
+                backend.abort()
+                if backend is self.backend:
+                    self.backend = None
+            raise translated from err
+
+    def _translate(self, err):
+        """The TemporaryFailure, PermanentFailure or ConfigurationError for `err`."""
+        error_class, reason = describe_error(err, self.account)
+        password = self._safe_password()
+        if password and password in reason:
+            reason = reason.replace(password, "********")
+        logger.info("%s via %s: %s", error_class.__name__, self.where, reason)
+        return error_class(reason)
+
+    def _safe_password(self):
+        try:
+            return self.account.get_password()
+        except crypto.UndecryptableSecret:
+            return ""
+
+    def _prepare(self, message):
+        """(envelope sender, recipients, MIME message) for `message`. Raises PermanentFailure."""
+        message = copy.copy(message)  # the caller's message is not changed
+        if not message.from_email or message.from_email == settings.DEFAULT_FROM_EMAIL:
+            message.from_email = self.account.from_address
+        headers = {name.lower() for name in message.extra_headers}
+        if "message-id" not in headers:
+            domain = self.account.email.rpartition("@")[2]
+            message_id = make_msgid(domain=domain)
+            message.extra_headers = {**message.extra_headers, "Message-ID": message_id}
+        encoding = message.encoding or settings.DEFAULT_CHARSET
+        try:
+            envelope_from = sanitize_address(self.account.email, encoding)
+            recipients = [sanitize_address(address, encoding) for address in message.recipients()]
+        except ValueError as err:
+            raise PermanentFailure(f"The message has an invalid address: {err}.") from err
+        if not recipients:
+            raise PermanentFailure("The message has no recipients (To, Cc and Bcc are empty).")
+        return envelope_from, recipients, message.message()
+
+
+def _breaks_connection(err):
+    """True when the SMTP session cannot be used after `err` (the next send reconnects)."""
+    if isinstance(err, smtplib.SMTPRecipientsRefused):
+        return any(code == 421 for code, _text in err.recipients.values())
+    if isinstance(err, smtplib.SMTPResponseException):
+        return err.smtp_code == 421 or err.smtp_code < 0
+    return True
+
+
+def _server_said(code, text):
+    """ "421 4.3.2 Busy" from an smtplib code and its bytes."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{code} {' '.join(text.split())}".strip()
+
+
+def describe_error(err, account):
+    """(error class, reason) for an exception raised while talking to the account's server."""
+    for types, describe in _DESCRIBERS:
+        if isinstance(err, types):
+            return describe(err, account)
+    return TemporaryFailure, f"Could not talk to {_where(account)} ({err})."
+
+
+def _where(account):
+    return f"{account.host}:{account.port}"
+
+
+def _port_hint(account):
+    if account.port == 465 and account.security != Security.SSL:
+        return " Port 465 usually needs TLS/SSL set to SSL/TLS."
+    if account.port == 587 and account.security == Security.SSL:
+        return " Port 587 usually needs TLS/SSL set to STARTTLS."
+    return ""
+
+
+def _login_hint(host):
+    for domains, hint in LOGIN_HINTS.items():
+        if any(host == domain or host.endswith("." + domain) for domain in domains):
+            return hint
+    return "check the User and Password"
+
+
+def _login_refused(err, account):
+    said = _server_said(err.smtp_code, err.smtp_error)
+    hint = _login_hint(account.host)
+    return ConfigurationError, f"The server rejected the login ({said}): {hint}."
+
+
+def _recipients_refused(err, account):
+    refusals = err.recipients.items()
+    # Nothing was sent, so a retry is safe whenever any refusal is only temporary.
+    temporary = any(400 <= code < 500 for _rcpt, (code, _text) in refusals)
+    listing = ", ".join(f"{rcpt} ({_server_said(*answer)})" for rcpt, answer in refusals)
+    return (TemporaryFailure if temporary else PermanentFailure), (
+        f"The server refused the recipients: {listing}."
+    )
+
+
+def _sender_refused(err, account):
+    said = _server_said(err.smtp_code, err.smtp_error)
+    if 400 <= err.smtp_code < 500:
+        return TemporaryFailure, f"{_where(account)} refused the sender for now ({said})."
+    if err.smtp_code == 530 and "STARTTLS" in said.upper():
+        return ConfigurationError, (
+            f"{_where(account)} requires encryption ({said}): set TLS/SSL to STARTTLS."
+        )
+    if err.smtp_code == 530:
+        return ConfigurationError, (
+            f"{_where(account)} requires a login ({said}): enter the User and Password, "
+            "with TLS/SSL set to STARTTLS or SSL/TLS."
+        )
+    return ConfigurationError, (
+        f"{_where(account)} refused the sender {account.email} ({said}): use an Email "
+        "address this login may send as."
+    )
+
+
+def _connect_refused(err, account):
+    said = _server_said(err.smtp_code, err.smtp_error)
+    if err.smtp_code < 0:
+        return ConfigurationError, (
+            f"{_where(account)} did not answer like a mail (SMTP) server; check the Host, "
+            f"the Port and TLS/SSL.{_port_hint(account)}"
+        )
+    if 400 <= err.smtp_code < 500:
+        return TemporaryFailure, f"{_where(account)} is not accepting mail right now ({said})."
+    return ConfigurationError, f"{_where(account)} refused the connection ({said})."
+
+
+def _not_supported(err, account):
+    if "STARTTLS" in str(err):
+        return ConfigurationError, (
+            f"{_where(account)} does not offer STARTTLS; choose SSL/TLS if the server expects "
+            "TLS from the start (usually port 465), or ask the mail admin to enable it."
+        )
+    return ConfigurationError, (
+        f"{_where(account)} does not offer a login (AUTH) on this connection ({err}); check "
+        "the Host, Port and TLS/SSL, or clear the User for a relay that needs no login."
+    )
+
+
+def _response(err, account):
+    said = _server_said(err.smtp_code, err.smtp_error)
+    if 400 <= err.smtp_code < 500:
+        return TemporaryFailure, f"{_where(account)} deferred the message ({said})."
+    return PermanentFailure, f"{_where(account)} refused the message ({said})."
+
+
+def _disconnected(err, account):
+    # smtplib reports a read that timed out as a disconnection; the cause tells them apart.
+    if isinstance(err.__context__, TimeoutError):
+        return _timeout(err.__context__, account)
+    return TemporaryFailure, f"The connection to {_where(account)} closed unexpectedly."
+
+
+def _smtp_other(err, account):
+    return ConfigurationError, f"{_where(account)}: {err}."
+
+
+def _untrusted(err, account):
+    detail = err.verify_message or err.reason or str(err)
+    return ConfigurationError, (
+        f"The certificate of {account.host} is not trusted ({detail}). If it is your "
+        "company's own CA, set SMTP_ACCOUNTS_CA_FILE."
+    )
+
+
+def _tls_failed(err, account):
+    return ConfigurationError, (
+        f"The TLS handshake with {_where(account)} failed ({err.reason or err}); check that "
+        f"TLS/SSL matches what the port expects.{_port_hint(account)}"
+    )
+
+
+def _timeout(err, account):
+    seconds = f"{float(settings.SMTP_ACCOUNTS_TIMEOUT):g}"
+    return TemporaryFailure, (
+        f"Timed out after {seconds} s talking to {_where(account)}.{_port_hint(account)}"
+    )
+
+
+def _refused(err, account):
+    return TemporaryFailure, (
+        f"{_where(account)} refused the connection; check the Port, or whether the server "
+        "is running."
+    )
+
+
+def _os_error(err, account):
+    return TemporaryFailure, f"Could not talk to {_where(account)} ({err.strerror or err})."
+
+
+def _not_allowed(err, account):
+    return ConfigurationError, err.reason
+
+
+def _unresolvable(err, account):
+    return (TemporaryFailure if err.temporary else ConfigurationError), err.reason
+
+
+# Most specific first: every smtplib and ssl error is also an OSError.
+_DESCRIBERS = [
+    (netguard.HostNotAllowed, _not_allowed),
+    (netguard.HostUnresolvable, _unresolvable),
+    (smtplib.SMTPAuthenticationError, _login_refused),
+    (smtplib.SMTPRecipientsRefused, _recipients_refused),
+    (smtplib.SMTPSenderRefused, _sender_refused),
+    (smtplib.SMTPConnectError, _connect_refused),
+    (smtplib.SMTPNotSupportedError, _not_supported),
+    (smtplib.SMTPServerDisconnected, _disconnected),
+    (smtplib.SMTPResponseException, _response),
+    (smtplib.SMTPException, _smtp_other),
+    (ssl.SSLCertVerificationError, _untrusted),
+    (ssl.SSLError, _tls_failed),
+    (TimeoutError, _timeout),
+    (ConnectionRefusedError, _refused),
+    (OSError, _os_error),
+]

@@ -7,5 +7,6 @@ says what it offers.
 
 from .accounts import *  # noqa: F403
 from .diagnostics import *  # noqa: F403
+from .keys import *  # noqa: F403
 from .outbox import *  # noqa: F403
 from .verification import *  # noqa: F403

@@ -4,7 +4,6 @@ from django.db import transaction
 
 from ..models import SmtpAccount, TestEmail
 
-
 __all__ = ["AccountNotFound", "account_as_dict", "delete_account", "find_account", "save_account"]
 
 

@@ -185,7 +185,8 @@ def test_edit_keeps_the_stored_password_when_left_blank(admin_client, make_accou
 def test_edit_that_moves_the_password_requires_it_again(admin_client, make_account, change):
     account = make_account(name="Desk", password="kept-secret")
     url = reverse("smtp_accounts:update", args=[account.pk])
-    data = {**INTERNAL, "host": account.host, "username": account.username, "password": "", **change}
+    data = {**INTERNAL, "host": account.host, "username": account.username, "password": ""}
+    data.update(change)
     response = admin_client.post(url, data)
     assert response.status_code == 200
     assert "Type the password again" in response.context["form"].errors["password"][0]

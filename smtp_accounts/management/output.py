@@ -1,0 +1,116 @@
+"""Plain-text rendering for the `smtp_accounts` command: tables, details, errors, checks.
+
+Nothing here prints a password or a confirmation code: the account's secret is never read.
+"""
+
+from django.utils import timezone
+
+ACCOUNT_COLUMNS = ("ID", "Name", "Type", "Provider", "Host", "Email", "Active", "Verified",
+                   "Last Update")
+
+
+def table(headers, rows):
+    """The lines of a left-aligned text table (header, rule, one line per row)."""
+    rows = [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(str(h)), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+
+    def line(cells):
+        padded = (cell.ljust(width) for cell, width in zip(list(cells), widths, strict=True))
+        return "  ".join(padded).rstrip()
+
+    return [line(headers), line("-" * width for width in widths), *(line(row) for row in rows)]
+
+
+def when(moment):
+    """A timestamp as the admin reads it (local time, minutes), or "-"."""
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+def yes_no(value):
+    return "yes" if value else "no"
+
+
+def account_row(account):
+    """One row of `list`, with the columns of the web page's table."""
+    return [
+        account.pk,
+        account.name,
+        account.get_account_type_display(),
+        account.provider,
+        account.server_label,
+        account.email,
+        yes_no(account.is_active),
+        yes_no(account.is_verified),
+        when(account.updated_at),
+    ]
+
+
+def account_details(account, latest_test=None):
+    """`show`: (label, value) pairs, in the form's words. Never the password itself."""
+    pairs = [
+        ("ID", account.pk),
+        ("Account Name", account.name),
+        ("Account Type", account.get_account_type_display()),
+        ("Provider", account.get_provider_display()),
+        ("Email", account.email),
+        ("From Name", account.from_name or "-"),
+    ]
+    if account.is_external:
+        pairs.append(("Domain", account.domain))
+    else:
+        pairs += [
+            ("Host", account.host),
+            ("Port", account.port or "-"),
+            ("User", account.username or "-"),
+            ("Password", "stored" if account.has_password else "none"),
+            ("TLS/SSL", account.get_security_display()),
+        ]
+    pairs += [
+        ("Is Active?", yes_no(account.is_active)),
+        ("Verified", when(account.verified_at) if account.is_verified else "no"),
+        ("Last Update", when(account.updated_at)),
+    ]
+    if latest_test is not None:
+        pairs.append(("Latest test", test_summary(latest_test)))
+    if account.last_error:
+        pairs.append(("Last error", f"{account.last_error} ({when(account.last_error_at)})"))
+    return pairs
+
+
+def details(pairs):
+    """`label: value` lines with the values aligned."""
+    width = max(len(label) for label, _value in pairs)
+    return [f"{label + ':':<{width + 1}} {value}" for label, value in pairs]
+
+
+def test_summary(test):
+    """A test email in one line: to whom, its state and, when it failed, why."""
+    text = f"to {test.recipient}: {test.get_status_display().lower()}"
+    return f"{text} ({test.error})" if test.error else text
+
+
+def form_error_lines(form):
+    """One `field: message` line per error of a bound form ("account:" for form-wide ones)."""
+    return [
+        f"{'account' if field == '__all__' else field}: {message}"
+        for field, messages in form.errors.items()
+        for message in messages
+    ]
+
+
+def check_step_lines(result):
+    """`check ACCOUNT`: one line per step that ran, with its time."""
+    width = max((len(step.name) for step in result.steps), default=0)
+    return [
+        f"{'ok' if step.ok else 'FAIL':<4}  {step.name:<{width}}  {step.seconds * 1000:7.1f} ms"
+        f"  {step.detail}"
+        for step in result.steps
+    ]
+
+
+def check_summary(account, result):
+    """`check --all`: the account in one line, with the failing step's advice when it fails."""
+    if result.ok:
+        return f"ok    {account.name}: {len(result.steps)} steps passed"
+    step = result.failure
+    return f"FAIL  {account.name}: {step.name}: {step.detail}"
