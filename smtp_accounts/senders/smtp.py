@@ -3,7 +3,8 @@
 Django's backend does the protocol (STARTTLS or implicit TLS, login, sendmail); this module
 adds what an admin-typed server needs: connect only where netguard allows, trust the system
 CAs plus SMTP_ACCOUNTS_CA_FILE, never log in over plain text, and turn every failure into a
-TemporaryFailure, PermanentFailure or ConfigurationError whose reason says what to do.
+TemporaryFailure, PermanentFailure or ConfigurationError whose reason says what to do (the
+wording lives in smtp_errors.py, shared with the connection diagnostics).
 """
 
 import copy
@@ -22,23 +23,10 @@ from django.utils.functional import cached_property
 
 from .. import crypto, netguard
 from ..models import Security
-from .base import ConfigurationError, PermanentFailure, Sender, TemporaryFailure
+from .base import ConfigurationError, PermanentFailure, Sender
+from .smtp_errors import NETWORK_ERRORS, describe_error
 
 logger = logging.getLogger(__name__)
-
-# Why a login is refused, by provider: the usual fix is not "retype the password".
-LOGIN_HINTS = {
-    ("gmail.com", "googlemail.com"): (
-        "Gmail needs an App Password (Google Account > Security > App passwords), "
-        "not the account's normal password"
-    ),
-    ("outlook.com", "office365.com", "hotmail.com", "live.com"): (
-        "Outlook needs an App Password or OAuth; most Microsoft accounts refuse plain passwords"
-    ),
-    ("yahoo.com",): "Yahoo needs an App Password (Account security > Generate app password)",
-    ("comcast.net",): "Comcast needs the full email address as User and its own password",
-}
-
 
 def tls_context():
     """An SSLContext verifying certificates and host names against the system CAs plus
@@ -165,13 +153,11 @@ class SmtpSender(Sender):
         if self.backend is not None:
             return
         backend = self._make_backend()
-        opened = False
         try:
             self._call(backend.open, backend=backend)
-            opened = True
-        finally:
-            if not opened:
-                backend.abort()  # a half-open session (e.g. login refused) is not kept
+        except BaseException:
+            backend.abort()  # a half-open session (e.g. login refused) is not kept
+            raise
         self.backend = backend
 
     def _make_backend(self):
@@ -212,8 +198,7 @@ class SmtpSender(Sender):
         backend = backend or self.backend
         try:
             return function(*args)
-        except (smtplib.SMTPException, OSError, netguard.HostNotAllowed,
-                netguard.HostUnresolvable) as err:  # fmt: skip
+        except NETWORK_ERRORS as err:
             translated = self._translate(err)
             if _breaks_connection(err):
                 backend.abort()
@@ -223,18 +208,9 @@ class SmtpSender(Sender):
 
     def _translate(self, err):
         """The TemporaryFailure, PermanentFailure or ConfigurationError for `err`."""
-        error_class, reason = describe_error(err, self.account)
-        password = self._safe_password()
-        if password and password in reason:
-            reason = reason.replace(password, "********")
+        error_class, reason = describe_error(err, self.account)  # the password is redacted
         logger.info("%s via %s: %s", error_class.__name__, self.where, reason)
         return error_class(reason)
-
-    def _safe_password(self):
-        try:
-            return self.account.get_password()
-        except crypto.UndecryptableSecret:
-            return ""
 
     def _prepare(self, message):
         """(envelope sender, recipients, MIME message) for `message`. Raises PermanentFailure."""
@@ -264,175 +240,3 @@ def _breaks_connection(err):
     if isinstance(err, smtplib.SMTPResponseException):
         return err.smtp_code == 421 or err.smtp_code < 0
     return True
-
-
-def _server_said(code, text):
-    """ "421 4.3.2 Busy" from an smtplib code and its bytes."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return f"{code} {' '.join(text.split())}".strip()
-
-
-def describe_error(err, account):
-    """(error class, reason) for an exception raised while talking to the account's server."""
-    for types, describe in _DESCRIBERS:
-        if isinstance(err, types):
-            return describe(err, account)
-    return TemporaryFailure, f"Could not talk to {_where(account)} ({err})."
-
-
-def _where(account):
-    return f"{account.host}:{account.port}"
-
-
-def _port_hint(account):
-    if account.port == 465 and account.security != Security.SSL:
-        return " Port 465 usually needs TLS/SSL set to SSL/TLS."
-    if account.port == 587 and account.security == Security.SSL:
-        return " Port 587 usually needs TLS/SSL set to STARTTLS."
-    return ""
-
-
-def _login_hint(host):
-    for domains, hint in LOGIN_HINTS.items():
-        if any(host == domain or host.endswith("." + domain) for domain in domains):
-            return hint
-    return "check the User and Password"
-
-
-def _login_refused(err, account):
-    said = _server_said(err.smtp_code, err.smtp_error)
-    hint = _login_hint(account.host)
-    return ConfigurationError, f"The server rejected the login ({said}): {hint}."
-
-
-def _recipients_refused(err, account):
-    refusals = err.recipients.items()
-    # Nothing was sent, so a retry is safe whenever any refusal is only temporary.
-    temporary = any(400 <= code < 500 for _rcpt, (code, _text) in refusals)
-    listing = ", ".join(f"{rcpt} ({_server_said(*answer)})" for rcpt, answer in refusals)
-    return (TemporaryFailure if temporary else PermanentFailure), (
-        f"The server refused the recipients: {listing}."
-    )
-
-
-def _sender_refused(err, account):
-    said = _server_said(err.smtp_code, err.smtp_error)
-    if 400 <= err.smtp_code < 500:
-        return TemporaryFailure, f"{_where(account)} refused the sender for now ({said})."
-    if err.smtp_code == 530 and "STARTTLS" in said.upper():
-        return ConfigurationError, (
-            f"{_where(account)} requires encryption ({said}): set TLS/SSL to STARTTLS."
-        )
-    if err.smtp_code == 530:
-        return ConfigurationError, (
-            f"{_where(account)} requires a login ({said}): enter the User and Password, "
-            "with TLS/SSL set to STARTTLS or SSL/TLS."
-        )
-    return ConfigurationError, (
-        f"{_where(account)} refused the sender {account.email} ({said}): use an Email "
-        "address this login may send as."
-    )
-
-
-def _connect_refused(err, account):
-    said = _server_said(err.smtp_code, err.smtp_error)
-    if err.smtp_code < 0:
-        return ConfigurationError, (
-            f"{_where(account)} did not answer like a mail (SMTP) server; check the Host, "
-            f"the Port and TLS/SSL.{_port_hint(account)}"
-        )
-    if 400 <= err.smtp_code < 500:
-        return TemporaryFailure, f"{_where(account)} is not accepting mail right now ({said})."
-    return ConfigurationError, f"{_where(account)} refused the connection ({said})."
-
-
-def _not_supported(err, account):
-    if "STARTTLS" in str(err):
-        return ConfigurationError, (
-            f"{_where(account)} does not offer STARTTLS; choose SSL/TLS if the server expects "
-            "TLS from the start (usually port 465), or ask the mail admin to enable it."
-        )
-    return ConfigurationError, (
-        f"{_where(account)} does not offer a login (AUTH) on this connection ({err}); check "
-        "the Host, Port and TLS/SSL, or clear the User for a relay that needs no login."
-    )
-
-
-def _response(err, account):
-    said = _server_said(err.smtp_code, err.smtp_error)
-    if 400 <= err.smtp_code < 500:
-        return TemporaryFailure, f"{_where(account)} deferred the message ({said})."
-    return PermanentFailure, f"{_where(account)} refused the message ({said})."
-
-
-def _disconnected(err, account):
-    # smtplib reports a read that timed out as a disconnection; the cause tells them apart.
-    if isinstance(err.__context__, TimeoutError):
-        return _timeout(err.__context__, account)
-    return TemporaryFailure, f"The connection to {_where(account)} closed unexpectedly."
-
-
-def _smtp_other(err, account):
-    return ConfigurationError, f"{_where(account)}: {err}."
-
-
-def _untrusted(err, account):
-    detail = err.verify_message or err.reason or str(err)
-    return ConfigurationError, (
-        f"The certificate of {account.host} is not trusted ({detail}). If it is your "
-        "company's own CA, set SMTP_ACCOUNTS_CA_FILE."
-    )
-
-
-def _tls_failed(err, account):
-    return ConfigurationError, (
-        f"The TLS handshake with {_where(account)} failed ({err.reason or err}); check that "
-        f"TLS/SSL matches what the port expects.{_port_hint(account)}"
-    )
-
-
-def _timeout(err, account):
-    seconds = f"{float(settings.SMTP_ACCOUNTS_TIMEOUT):g}"
-    return TemporaryFailure, (
-        f"Timed out after {seconds} s talking to {_where(account)}.{_port_hint(account)}"
-    )
-
-
-def _refused(err, account):
-    return TemporaryFailure, (
-        f"{_where(account)} refused the connection; check the Port, or whether the server "
-        "is running."
-    )
-
-
-def _os_error(err, account):
-    return TemporaryFailure, f"Could not talk to {_where(account)} ({err.strerror or err})."
-
-
-def _not_allowed(err, account):
-    return ConfigurationError, err.reason
-
-
-def _unresolvable(err, account):
-    return (TemporaryFailure if err.temporary else ConfigurationError), err.reason
-
-
-# Most specific first: every smtplib and ssl error is also an OSError.
-_DESCRIBERS = [
-    (netguard.HostNotAllowed, _not_allowed),
-    (netguard.HostUnresolvable, _unresolvable),
-    (smtplib.SMTPAuthenticationError, _login_refused),
-    (smtplib.SMTPRecipientsRefused, _recipients_refused),
-    (smtplib.SMTPSenderRefused, _sender_refused),
-    (smtplib.SMTPConnectError, _connect_refused),
-    (smtplib.SMTPNotSupportedError, _not_supported),
-    (smtplib.SMTPServerDisconnected, _disconnected),
-    (smtplib.SMTPResponseException, _response),
-    (smtplib.SMTPException, _smtp_other),
-    (ssl.SSLCertVerificationError, _untrusted),
-    (ssl.SSLError, _tls_failed),
-    (TimeoutError, _timeout),
-    (ConnectionRefusedError, _refused),
-    (OSError, _os_error),
-]

@@ -19,7 +19,8 @@ from django.core.exceptions import ImproperlyConfigured
 from .. import crypto, netguard
 from ..models import Security
 from ..senders.base import ConfigurationError
-from ..senders.smtp import describe_error, tls_context
+from ..senders.smtp import tls_context
+from ..senders.smtp_errors import NETWORK_ERRORS, describe_error
 
 __all__ = ["CheckResult", "CheckStep", "check_account"]
 
@@ -186,22 +187,12 @@ class SmtpProbe:
             return function(*args, **kwargs)
         except ImproperlyConfigured as err:  # e.g. a malformed SMTP_ACCOUNTS_ALLOWED_NETWORKS
             raise StepFailed(str(err)) from err
-        except (OSError, smtplib.SMTPException, netguard.HostNotAllowed,
-                netguard.HostUnresolvable) as err:  # fmt: skip
+        except NETWORK_ERRORS as err:
             self._fail(err)
 
     def _fail(self, err):
-        _kind, reason = describe_error(err, self.account)
-        raise StepFailed(_redact(reason, self.account)) from err
-
-
-def _redact(text, account):
-    """`text` without the account's password, should a server ever echo it back."""
-    try:
-        password = account.get_password()
-    except crypto.UndecryptableSecret:
-        return text
-    return text.replace(password, "********") if password else text
+        _kind, reason = describe_error(err, self.account)  # the password is redacted
+        raise StepFailed(reason) from err
 
 
 def _describe_tls(sock):

@@ -13,7 +13,8 @@ from smtp_accounts.senders import (
     TemporaryFailure,
     get_sender,
 )
-from smtp_accounts.senders.smtp import describe_error, tls_context
+from smtp_accounts.senders.smtp import tls_context
+from smtp_accounts.senders.smtp_errors import describe_error
 from smtp_accounts.tests.fixtures.smtp_server import DROP
 
 pytestmark = pytest.mark.django_db
