@@ -29,7 +29,7 @@ if not SECRET_KEY:
             "DJANGO_SECRET_KEY is not set. Set it to a long random string, e.g. the output of "
             "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
         )
-    SECRET_KEY = "django-insecure-dev-only-key-never-use-in-production"
+    SECRET_KEY = "django-insecure-dev-only-key-never-use-in-production"  # noqa: S105
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 
@@ -78,7 +78,7 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -169,12 +169,14 @@ SMTP_ACCOUNTS_DEV_INBOX_DIR = BASE_DIR / "var" / "dev-inbox"
 
 # Django's own mail (password resets, admin errors) goes through the System Account.
 EMAIL_BACKEND = "smtp_accounts.backends.EmailBackend"
-DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="crm@localhost")
+# Used only when a message names no sender; the System Account's address is used otherwise.
+DEFAULT_FROM_EMAIL = "crm@localhost"
 
 # --- Celery ---------------------------------------------------------------------------------
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
-# Unset broker: run tasks in-process, so the app works with nothing else running.
+# Unset broker: tasks run in-process (the embedded default), so the app works with nothing
+# else running. Mail is then sent inside the request; retries wait for `celery -A crm beat`.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False
 if not CELERY_BROKER_URL:
@@ -182,22 +184,51 @@ if not CELERY_BROKER_URL:
 CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
+# Acknowledge a task once it has run, and re-queue it if its worker dies: nothing is lost,
+# and the outbox's conditional claim turns a second run into a no-op.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# When Redis goes away, a running send finishes and records its rows (Redis redelivers the
+# message later, and that run finds nothing left to send).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery closes the worker's database connections around every task unless told to reuse
+# them; crm/celery.py closes them the Django way instead (CONN_MAX_AGE, health checks), and
+# this only bounds how many tasks one connection serves.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_POOL_LIMIT = 10
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Longer than the longest retry countdown, or Redis re-delivers a delayed task early.
+    # Redis re-delivers a task not acknowledged within this time, and a retry waiting for its
+    # countdown is such a task: keep it longer than the longest retry delay (the outbox's
+    # BACKOFF_CAP, one hour).
     "visibility_timeout": 2 * 60 * 60,
-    # An enqueue must fail fast when Redis is down; the sweeper sends the row later.
+    # An enqueue must fail fast when Redis is down (the row stays queued and the sweeper
+    # enqueues it later), never hang the web request.
     "socket_connect_timeout": 3,
     "socket_timeout": 5,
     "max_retries": 1,
 }
-CELERY_BROKER_POOL_LIMIT = 10
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+# Campaign batches have their own queue, so system and customer-service mail never waits
+# behind a campaign. Both queues are declared: a bare `celery -A crm worker` consumes both,
+# while `-Q mail` gives a worker that never takes campaign work.
 CELERY_TASK_DEFAULT_QUEUE = "mail"
-CELERY_TASK_ROUTES = {"smtp_accounts.tasks.deliver_campaign_batch": {"queue": "campaigns"}}
-CELERY_TASK_CREATE_MISSING_QUEUES = True
+CELERY_TASK_QUEUES = {"mail": {}, "campaigns": {}}
+CELERY_TASK_ROUTES = {"smtp_accounts.tasks.deliver_batch": {"queue": "campaigns"}}
+CELERY_BEAT_SCHEDULE = {
+    "sweep-outbox": {
+        "task": "smtp_accounts.tasks.sweep_outbox",
+        "schedule": 60.0,
+        "options": {"expires": 50},  # a sweep that waited this long is replaced by the next
+    },
+}
 
 # --- Logging --------------------------------------------------------------------------------
 
@@ -206,6 +237,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "mail.log": {"level": "WARNING"},  # aiosmtpd (dev inbox): a line per connection
+    },
 }

@@ -1,0 +1,185 @@
+"""Delivery through a real `celery -A crm worker` process on Redis, with its failures.
+
+The worker shares the test database, so these tests are transactional: it sees only
+committed rows. Skipped without Redis, except in CI.
+"""
+
+import asyncio
+import base64
+import json
+import re
+import socket
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.db import transaction
+from django.utils import timezone
+
+from smtp_accounts import services, tasks
+from smtp_accounts.models import OutboundMessage, TestEmail
+from smtp_accounts.services import outbox
+from smtp_accounts.tests.fixtures.worker import wait_until
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+Status = OutboundMessage.Status
+
+
+def all_sent(count):
+    return lambda: OutboundMessage.objects.filter(status=Status.SENT).count() == count
+
+
+def send(account_type, count=1, body="Hello", **fields):
+    with transaction.atomic():  # delivery is enqueued when this commits
+        return [
+            services.send_email(
+                account_type=account_type,
+                to=[f"reader{n}@example.com"],
+                subject="News",
+                body=body,
+                **fields,
+            )
+            for n in range(count)
+        ]
+
+
+def test_a_bare_worker_delivers_system_and_campaign_mail(
+    smtp_server, smtp_account_for, celery_worker_process
+):
+    smtp_account_for(smtp_server, verified_at=timezone.now())
+    smtp_account_for(smtp_server, account_type="campaigns", verified_at=timezone.now())
+
+    send("campaigns", count=outbox.BATCH_SIZE + 50)
+    send("system")
+
+    wait_until(all_sent(outbox.BATCH_SIZE + 51), message="every message to be sent")
+    assert len(smtp_server.messages) == outbox.BATCH_SIZE + 51
+    assert set(smtp_server.logins) == {smtp_server.username}
+    # Campaign mail went in batches, each on one connection, not one connection per message.
+    assert smtp_server.connections <= 6
+
+
+@pytest.fixture
+def slow_sink(smtp_test_settings):
+    """A plain SMTP server taking 20 ms per message, recording each Message-ID it accepts."""
+    received = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            await asyncio.sleep(0.02)
+            headers = envelope.original_content.split(b"\r\n\r\n", 1)[0].decode()
+            received.append(re.search(r"^Message-ID: (.+)$", headers, re.M | re.I)[1].strip())
+            return "250 OK"
+
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    controller.received = received
+    yield controller
+    controller.stop()
+
+
+def test_a_killed_worker_loses_nothing_and_resends_at_most_what_was_in_flight(
+    slow_sink, make_account, celery_worker_process
+):
+    make_account(
+        account_type="campaigns", host="127.0.0.1", port=slow_sink.port, security="none",
+        username="", password="", verified_at=timezone.now(),
+    )  # fmt: skip
+    rows = send("campaigns", count=3 * outbox.BATCH_SIZE)
+    message_id = {m.pk: services.message_as_email(m).extra_headers["Message-ID"] for m in rows}
+
+    wait_until(lambda: len(slow_sink.received) >= 40, message="the first batches to be sending")
+    celery_worker_process.kill()  # SIGKILL, mid-batch
+
+    statuses = Counter(OutboundMessage.objects.values_list("status", flat=True))
+    assert set(statuses) <= {Status.SENT, Status.SENDING, Status.QUEUED}
+    sending = OutboundMessage.objects.filter(status=Status.SENDING)
+    in_flight = {message_id[pk] for pk in sending.values_list("pk", flat=True)}
+    assert 0 < len(in_flight) <= 2 * outbox.BATCH_SIZE  # the batches its two processes held
+
+    celery_worker_process.start()
+    # Their lease runs out (five minutes; here at once) and the sweeper (celery beat) runs.
+    OutboundMessage.objects.filter(status=Status.SENDING).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    tasks.sweep_outbox.delay()
+
+    wait_until(all_sent(len(rows)), timeout=60, message="every message to be sent")
+    received = Counter(slow_sink.received)
+    assert set(received) == set(message_id.values())  # nothing lost
+    resent = {message_id for message_id, times in received.items() if times > 1}
+    assert resent <= in_flight
+
+
+def test_mail_queued_while_redis_is_unreachable_is_sent_by_the_sweeper(
+    smtp_server, smtp_account_for, celery_broker, celery_worker_process, caplog
+):
+    smtp_account_for(smtp_server, verified_at=timezone.now())
+
+    with celery_broker.unreachable():
+        [message] = send("system")  # the commit's enqueue fails: Redis cannot be reached
+
+    assert "Could not enqueue smtp_accounts.tasks.deliver_message" in caplog.text
+    message.refresh_from_db()
+    assert message.status == Status.QUEUED
+    # The sweeper's next run (celery beat, every minute) finds it overdue.
+    OutboundMessage.objects.filter(pk=message.pk).update(
+        next_attempt_at=timezone.now() - outbox.SWEEP_AFTER
+    )
+    tasks.sweep_outbox.delay()
+
+    wait_until(all_sent(1), message="the message to be sent")
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["reader0@example.com"]]
+
+
+def test_campaign_mail_waits_on_its_own_queue_one_task_per_transaction(
+    smtp_server, smtp_account_for, celery_broker
+):
+    smtp_account_for(smtp_server, verified_at=timezone.now())
+    campaigns = smtp_account_for(smtp_server, account_type="campaigns", verified_at=timezone.now())
+
+    system_mail = send("system", count=3)
+    send("campaigns", count=50)  # one transaction: one batch task starts them all
+
+    assert sorted(_decoded(p) for p in celery_broker.queued("mail")) == sorted(
+        [message.pk] for message in system_mail
+    )
+    assert [_decoded(p) for p in celery_broker.queued("campaigns")] == [[campaigns.pk]]
+
+
+def _decoded(payload):
+    """The task arguments in a raw kombu message on Redis (its body is base64 JSON)."""
+    message = json.loads(payload)
+    return json.loads(base64.b64decode(message["body"]))[0]
+
+
+def test_no_broker_payload_or_log_line_holds_a_password_a_body_or_a_code(
+    smtp_server, smtp_account_for, celery_broker, celery_worker, caplog
+):
+    system = smtp_account_for(smtp_server, verified_at=timezone.now())
+    smtp_account_for(smtp_server, account_type="campaigns", verified_at=timezone.now())
+    body = "Your balance is 1,234.56 EUR"
+    with transaction.atomic():
+        send("system", body=body, html_body=f"<p>{body}</p>")
+        send("campaigns", body=body)
+        test = services.request_test_email(system, to="admin@example.com")
+
+    queued = celery_broker.queued("mail", "campaigns")  # no worker yet: the tasks wait
+    assert sorted(_decoded(payload) for payload in queued) == sorted(
+        [[OutboundMessage.objects.get(account_type="system").pk],
+         [OutboundMessage.objects.get(account_type="campaigns").account_id], [test.pk]]
+    )  # fmt: skip
+    celery_worker.start()
+    wait_until(all_sent(2), message="both messages to be sent")
+    wait_until(lambda: TestEmail.objects.get(pk=test.pk).status == TestEmail.Status.SENT)
+
+    [mail] = [m for m in smtp_server.messages if m.rcpt_tos == ["admin@example.com"]]
+    code = re.search(r"Confirmation code: (\d{6})", mail.message.get_content())[1]
+    secrets = [smtp_server.password, body, code]
+    stored = b"\n".join(queued + celery_broker.payloads()).decode(errors="replace")
+    decoded = "\n".join(json.dumps(_decoded(payload)) for payload in queued)
+    for text in (stored, decoded, celery_worker.log(), caplog.text):
+        assert not [secret for secret in secrets if secret in text]
