@@ -6,6 +6,8 @@ says what it offers.
 """
 
 from .accounts import *  # noqa: F403
+from .connections import *  # noqa: F403
+from .delivery import *  # noqa: F403
 from .diagnostics import *  # noqa: F403
 from .keys import *  # noqa: F403
 from .outbox import *  # noqa: F403

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from smtp_accounts import services
 from smtp_accounts.models import OutboundMessage, SmtpAccount
-from smtp_accounts.services import outbox
+from smtp_accounts.services import delivery, outbox
 
 Status = OutboundMessage.Status
 
@@ -144,7 +144,7 @@ def test_a_temporary_failure_queues_a_retry_with_backoff(ready, smtp_server):
     message.refresh_from_db()
     assert message.status == Status.QUEUED and message.attempts == 1
     assert message.error_kind == "temporary" and "451 4.3.0 Try again later" in message.last_error
-    assert outbox.BACKOFF_BASE / 2 <= retry_in <= outbox.BACKOFF_BASE
+    assert delivery.BACKOFF_BASE / 2 <= retry_in <= delivery.BACKOFF_BASE
     assert message.next_attempt_at >= before + timedelta(seconds=retry_in)
     # Not due yet: a stray delivery does not jump the backoff.
     assert services.deliver_message(message.pk) is None
@@ -243,7 +243,7 @@ def test_a_batch_out_of_time_puts_its_unsent_mail_back_untried(ready, smtp_serve
     account = ready("campaigns")
     for number in range(3):
         send("campaigns", to=[f"reader{number}@example.com"])
-    monkeypatch.setattr(outbox, "BATCH_TIME_BUDGET", 0)  # spent before the first message
+    monkeypatch.setattr(delivery, "BATCH_TIME_BUDGET", 0)  # spent before the first message
 
     assert services.deliver_claimed(services.claim_batch(account.pk)) == 0  # go on at once
 
@@ -375,7 +375,7 @@ def test_the_sweeper_gives_up_on_mail_that_keeps_stopping_its_worker(ready):
 
 @pytest.mark.parametrize("attempts", [1, 2, 5, 20])
 def test_retry_delays_grow_exponentially_with_jitter_up_to_a_cap(attempts):
-    ceiling = min(outbox.BACKOFF_CAP, outbox.BACKOFF_BASE * 2 ** (attempts - 1))
+    ceiling = min(delivery.BACKOFF_CAP, delivery.BACKOFF_BASE * 2 ** (attempts - 1))
 
     delays = {services.retry_delay(attempts) for _ in range(50)}
 

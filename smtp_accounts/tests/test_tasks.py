@@ -12,7 +12,7 @@ from django.utils import timezone
 from crm.celery import app
 from smtp_accounts import services, tasks
 from smtp_accounts.models import OutboundMessage, TestEmail
-from smtp_accounts.services import outbox
+from smtp_accounts.services import delivery, outbox
 
 Status = OutboundMessage.Status
 
@@ -58,7 +58,7 @@ def test_deliver_message_retries_a_temporary_failure_after_its_backoff(
     tasks.deliver_message.apply(args=[message.pk])
 
     [countdown] = re.findall(r"retry: Retry in ([\d.]+)s", caplog.text)
-    assert outbox.BACKOFF_BASE / 2 <= float(countdown) <= outbox.BACKOFF_BASE
+    assert delivery.BACKOFF_BASE / 2 <= float(countdown) <= delivery.BACKOFF_BASE
     message.refresh_from_db()
     assert message.status == Status.QUEUED and "421 4.3.2" in message.last_error
     assert smtp_server.messages == []
