@@ -1,6 +1,8 @@
 """The Django admin lists accounts too, with the same write-only password as the pages."""
 
 from django.contrib import admin
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
 from . import services
 from .forms import SmtpAccountForm
@@ -30,6 +32,10 @@ class SmtpAccountAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         return [*SmtpAccountForm.base_fields, *self.readonly_fields]
 
+    @method_decorator(sensitive_post_parameters("password"))
+    def changeform_view(self, request, *args, **kwargs):
+        return super().changeform_view(request, *args, **kwargs)
+
     def save_model(self, request, obj, form, change):
         form.save()
 
@@ -43,6 +49,9 @@ class OutboundMessageAdmin(admin.ModelAdmin):
     list_filter = ("status", "account_type")
     search_fields = ("subject", "provider_message_id")
     exclude = ("body_text", "body_html")
+
+    def has_add_permission(self, request):
+        return False  # mail is queued by services.send_email, never by hand
     readonly_fields = [
         f.name for f in OutboundMessage._meta.fields if f.name not in ("body_text", "body_html")
     ]
@@ -53,6 +62,9 @@ class TestEmailAdmin(admin.ModelAdmin):
     list_display = ("account", "recipient", "status", "attempts", "created_at")
     list_filter = ("status",)
     exclude = ("code_hash",)
+
+    def has_add_permission(self, request):
+        return False  # a test is requested with the Test button
     readonly_fields = (
         "account", "recipient", "requested_by", "status", "error", "attempts", "expires_at",
         "sent_at", "confirmed_at",

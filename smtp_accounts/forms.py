@@ -30,6 +30,12 @@ class SmtpAccountForm(forms.ModelForm):
         label="Provider preset", choices=PRESET_CHOICES, required=False,
         help_text="Fills Host, Port 587 and STARTTLS for a well-known provider.",
     )
+    # Range-checked here, before clean(): an out-of-range port is a typo, not a "moved" account
+    # that needs its password again.
+    port = forms.IntegerField(
+        label="Port", required=False, min_value=1, max_value=65535,
+        widget=forms.NumberInput(attrs={"min": 1, "max": 65535}),
+    )
     password = forms.CharField(
         label="Password",
         required=False,
@@ -40,13 +46,9 @@ class SmtpAccountForm(forms.ModelForm):
 
     class Meta:
         model = SmtpAccount
-        fields = [
-            "name", "account_type", "provider", "domain", "email", "from_name",
-            "host", "port", "username", "security", "is_active",
-        ]
+        fields = list(SmtpAccount.EDITABLE_FIELDS)
         widgets = {
             "provider": forms.RadioSelect,
-            "port": forms.NumberInput(attrs={"min": 1, "max": 65535}),
             "email": forms.EmailInput(attrs={"placeholder": "support@example.com"}),
             "domain": forms.TextInput(attrs={"placeholder": "mg.example.com"}),
             "host": forms.TextInput(attrs={"placeholder": "smtp.example.com"}),
@@ -142,8 +144,10 @@ class SmtpAccountForm(forms.ModelForm):
     def save(self, commit=True):
         account = super().save(commit=False)
         password = self.cleaned_data.get("password") or None
-        if account.provider == Provider.EXTERNAL and account.has_password:
-            password = ""  # Mailgun uses the deployment's API key; drop any SMTP password
+        if (account.is_external or not account.username) and account.has_password:
+            # Mailgun uses the deployment's API key, and a relay without User needs no
+            # password: drop the stored one rather than keep a secret nothing uses.
+            password = ""
         if commit:
             services.save_account(account, password=password, user=self.user)
         return account

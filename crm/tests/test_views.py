@@ -33,3 +33,12 @@ def test_left_menu_has_system_settings_and_smtp_accounts(admin_client):
     page = admin_client.get(reverse("smtp_accounts:list")).content.decode()
     assert "System Settings" in page
     assert f'href="{reverse("smtp_accounts:list")}">SMTP Accounts</a>' in page
+
+
+def test_healthz_answers_plain_http_probes_behind_an_ssl_redirect(settings, db):
+    from django.test import Client
+
+    settings.SECURE_SSL_REDIRECT = True
+    client = Client()  # a new handler, so SecurityMiddleware reads the setting
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/accounts/login/").status_code == 301

@@ -36,6 +36,11 @@ class SmtpAccount(models.Model):
     # Changing any of these changes where mail goes or who it claims to be from, so it
     # makes the account unverified again (see services.save_account).
     CONNECTION_FIELDS = ("provider", "host", "port", "username", "security", "domain", "email")
+    # What a form or a command may change.
+    EDITABLE_FIELDS = (
+        "name", "account_type", "provider", "domain", "email", "from_name", "host", "port",
+        "username", "security", "is_active",
+    )
     # Changing any of these sends the stored password somewhere new, so it must be retyped.
     PASSWORD_BOUND_FIELDS = ("host", "port", "username", "security")
 
@@ -111,7 +116,10 @@ class SmtpAccount(models.Model):
             self.domain = normalize_domain(self.domain)
         except ValidationError as err:
             return {"domain": err.messages}
-        email_domain = (self.email or "").rpartition("@")[2].lower()
+        try:
+            email_domain = (self.email or "").rpartition("@")[2].encode("idna").decode().lower()
+        except UnicodeError:
+            email_domain = ""
         in_domain = email_domain == self.domain or email_domain.endswith("." + self.domain)
         if self.email and not in_domain:
             return {

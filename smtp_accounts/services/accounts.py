@@ -22,16 +22,20 @@ def save_account(account, *, password=None, user=None):
     if password is not None:
         account.set_password(password)
     reconnects = account.changed_fields(SmtpAccount.CONNECTION_FIELDS) or password is not None
+    # An edit writes only what an edit may change, so a test confirmed (or an error recorded)
+    # while the form was open is not overwritten with the values it was loaded with.
+    fields = [*SmtpAccount.EDITABLE_FIELDS, "password_encrypted", "updated_by", "updated_at"]
     if account.pk and reconnects:
         account.verified_at = None
         account.last_error = ""
         account.last_error_at = None
+        fields += ["verified_at", "last_error", "last_error_at"]
         TestEmail.objects.filter(
             account=account, status__in=[TestEmail.Status.QUEUED, TestEmail.Status.SENT]
         ).update(status=TestEmail.Status.SUPERSEDED)
     if user is not None and user.is_authenticated:
         account.updated_by = user
-    account.save()
+    account.save(update_fields=fields if account.pk else None)
     account._loaded = {f: getattr(account, f) for f in SmtpAccount.CONNECTION_FIELDS}
     return account
 
@@ -43,14 +47,20 @@ def delete_account(account):
 
 def find_account(identifier):
     """The account whose id or name is `identifier`. Raises AccountNotFound."""
-    identifier = str(identifier).strip()
+    identifier = str(identifier).strip().replace("\x00", "")
     query = SmtpAccount.objects.filter(name=identifier)
-    if identifier.isdigit():
+    if identifier.isascii() and identifier.isdigit():
         query = SmtpAccount.objects.filter(pk=int(identifier)) | query
-    account = query.order_by("pk").first()
-    if account is None:
+    matches = list(query.order_by("pk")[:2])
+    if not matches:
         raise AccountNotFound(f"No SMTP account has the id or name {identifier!r}.")
-    return account
+    if len(matches) > 1:
+        # An account may be named "7" while another has id 7: never guess which one is meant.
+        raise AccountNotFound(
+            f"{identifier!r} is both an account's id and another account's name; use the id "
+            f"of the one you mean ({matches[0].pk} or {matches[1].pk})."
+        )
+    return matches[0]
 
 
 def account_as_dict(account):

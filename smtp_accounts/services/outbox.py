@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Min
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -37,6 +38,7 @@ __all__ = [
     "message_as_email",
     "ready_account",
     "send_email",
+    "sending_account_ids",
     "sweep_outbox",
 ]
 
@@ -78,13 +80,20 @@ def ready_account(account_type):
         raise ValueError(
             f"Unknown account type {account_type!r}; use one of {', '.join(AccountType.values)}."
         )
-    ready = SmtpAccount.objects.filter(
-        account_type=account_type, is_active=True, verified_at__isnull=False
-    )
-    account = ready.order_by("pk").first()
+    account = _ready_accounts().filter(account_type=account_type).order_by("pk").first()
     if account is None:
         raise NoReadyAccount(account_type)
     return account
+
+
+def sending_account_ids():
+    """Ids of the accounts that send each type's mail now: the one ready_account picks."""
+    first = _ready_accounts().values("account_type").annotate(first=Min("pk"))
+    return set(first.values_list("first", flat=True))
+
+
+def _ready_accounts():
+    return SmtpAccount.objects.filter(is_active=True, verified_at__isnull=False)
 
 
 def send_email(*, account_type, to, subject, body, html_body=None, from_email=None,
@@ -262,6 +271,8 @@ def _check_sendable(message):
             validate_email(parseaddr(address)[1])
         except ValidationError:
             raise ValueError(f"{address!r} is not a valid email address.") from None
+    if "\x00" in message.subject + message.body_text + message.body_html:
+        raise ValueError("Remove NUL characters from the subject and body.")
     if len(message.subject) > 998 or len(message.idempotency_key) > 100:
         raise ValueError("The subject (998) or the idempotency key (100) is too long.")
     message_as_email(message).message()  # raises BadHeaderError (a ValueError) for line breaks

@@ -23,3 +23,8 @@ def test_admin_add_uses_the_same_rules_and_encrypts(admin_client, admin_user):
     account = SmtpAccount.objects.get(name="From admin")
     assert account.get_password() == "typed-in-admin"
     assert account.updated_by == admin_user
+
+
+def test_outbox_rows_and_tests_cannot_be_made_by_hand(admin_client):
+    for model in ("outboundmessage", "testemail"):
+        assert admin_client.get(reverse(f"admin:smtp_accounts_{model}_add")).status_code == 403

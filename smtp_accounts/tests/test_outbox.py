@@ -102,6 +102,7 @@ def test_no_ready_account_of_the_type_is_a_clear_error(ready):
         ({"to": []}, "no recipient"),
         ({"to": ["not an address"]}, "'not an address' is not a valid email address"),
         ({"subject": "Hi\nBcc: everyone@example.com"}, "newlines"),
+        ({"body": "binary\x00junk"}, "Remove NUL characters"),
     ],
 )
 def test_a_message_that_cannot_go_is_refused_before_it_is_queued(ready, fields, error):

@@ -82,6 +82,19 @@ def test_list_query_count_does_not_grow_with_accounts(admin_client, make_account
     assert "1–25 of 61" in response.content.decode()
 
 
+def test_the_list_says_which_account_sends_each_type(admin_client, make_account):
+    from django.utils import timezone
+
+    now = timezone.now()
+    make_account(name="Old desk", account_type="customer_service", verified_at=now)
+    make_account(name="New desk", account_type="customer_service", verified_at=now)
+    make_account(name="Untested", account_type="system")
+    rows = admin_client.get(LIST).content.decode().split("data-account-row")[1:]
+    sending = [row for row in rows if "Sends Customer Service mail" in row]
+    assert len(sending) == 1 and "Old desk" in sending[0]
+    assert not any("Sends System Account mail" in row for row in rows)
+
+
 def test_search_and_filters(admin_client, make_account):
     make_account(name="Gmail desk", host="smtp.gmail.com")
     make_account(name="Relay", host="relay.example.net", is_active=False)
@@ -228,3 +241,34 @@ def test_csrf_is_enforced(make_account, admin_user):
     client = Client(enforce_csrf_checks=True)
     client.force_login(admin_user)
     assert client.post(CREATE, INTERNAL).status_code == 403
+
+
+def test_a_nul_in_the_search_is_ignored_not_a_500(admin_client, make_account):
+    make_account(name="Desk")
+    response = admin_client.get(LIST, {"q": "De\x00sk"})
+    assert response.status_code == 200
+
+
+def test_an_out_of_range_port_is_a_typo_not_a_moved_account(admin_client, make_account):
+    account = make_account(name="Desk", password="kept-secret")
+    url = reverse("smtp_accounts:update", args=[account.pk])
+    data = {**INTERNAL, "host": account.host, "username": account.username, "password": "",
+            "port": "70000"}
+    errors = admin_client.post(url, data).context["form"].errors
+    assert list(errors) == ["port"]
+
+
+def test_clearing_the_user_drops_the_stored_password(admin_client, make_account):
+    account = make_account(name="Relay", password="kept-secret")
+    url = reverse("smtp_accounts:update", args=[account.pk])
+    data = {**INTERNAL, "name": "Relay", "host": account.host, "username": "", "password": ""}
+    assert admin_client.post(url, data).status_code == 302
+    account.refresh_from_db()
+    assert not account.has_password
+
+
+def test_an_international_mailgun_domain_accepts_its_own_addresses(admin_client):
+    data = {**EXTERNAL, "domain": "例え.jp", "email": "news@例え.jp"}
+    assert admin_client.post(CREATE, data).status_code == 302
+    assert SmtpAccount.objects.get().domain == "xn--r8jz45g.jp"
+

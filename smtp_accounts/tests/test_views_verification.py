@@ -141,15 +141,20 @@ def test_without_js_the_pages_walk_through_send_and_confirm(
     test_url, confirm_url = urls(account)
 
     form = admin_client.get(test_url).content.decode()
-    sent = admin_client.post(test_url, {"email": "boss@example.com"}).content.decode()
-    refused = admin_client.post(confirm_url, {"code": wrong(code_in(smtp_server))})
+    sent_response = admin_client.post(test_url, {"email": "boss@example.com"}, follow=True)
+    sent = sent_response.content.decode()
+    bad_code = wrong(code_in(smtp_server))
+    refused = admin_client.post(confirm_url, {"code": bad_code})
     confirmed = admin_client.post(confirm_url, {"code": code_in(smtp_server)}, follow=True)
 
     assert f'value="{admin_user.email}"' in form
+    # Post/redirect/get: reloading the result page shows it again, it does not send again.
+    assert sent_response.redirect_chain == [(test_url, 302)]
     assert "Sent to boss@example.com at" in sent
     assert 'name="code"' in sent and ">Confirm</button>" in sent
     assert refused.status_code == 200
     assert "That code is not right. 4 tries left." in refused.content.decode()
+    assert bad_code not in refused.content.decode()  # a typed code is never echoed back
     assert confirmed.redirect_chain == [(reverse("smtp_accounts:list"), 302)]
     assert f"“{account.name}” is verified" in confirmed.content.decode()
 
@@ -170,7 +175,7 @@ def test_confirm_takes_only_post_and_a_csrf_token(admin_user, account):
     client = Client(enforce_csrf_checks=True)
     client.force_login(admin_user)
 
-    assert client.get(confirm_url).status_code == 405
+    assert client.get(confirm_url)["Location"] == urls(account)[0]  # GET only shows the page
     assert client.post(confirm_url, {"code": "123456"}).status_code == 403
     assert client.post(urls(account)[0], {"email": "a@example.com"}).status_code == 403
     assert not TestEmail.objects.exists()

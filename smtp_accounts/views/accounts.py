@@ -6,6 +6,8 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.shortcuts import redirect
 from django.urls import reverse_lazy
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.generic import CreateView, DeleteView, ListView, UpdateView
 
 from .. import services
@@ -23,7 +25,8 @@ class AccountListView(PermissionRequiredMixin, ListView):
     def get_queryset(self):
         accounts = SmtpAccount.objects.select_related("updated_by").defer("password_encrypted")
         params = self.request.GET
-        if q := params.get("q", "").strip():
+        # PostgreSQL refuses NUL in text; nobody searches for one.
+        if q := params.get("q", "").replace("\x00", "").strip():
             accounts = accounts.filter(
                 Q(name__icontains=q) | Q(email__icontains=q) | Q(host__icontains=q)
                 | Q(domain__icontains=q)
@@ -43,6 +46,7 @@ class AccountListView(PermissionRequiredMixin, ListView):
             filters=params,
             filtered=any(params.get(k) for k in ("q", "type", "provider", "active")),
             query_string=params.urlencode(),
+            sending_ids=services.sending_account_ids(),
             account_types=AccountType.choices,
             providers=Provider.choices,
             **kwargs,
@@ -63,6 +67,8 @@ class AccountFormMixin:
         return response
 
 
+# Error reports (mail_admins, debug pages) must not carry the typed password.
+@method_decorator(sensitive_post_parameters("password"), name="dispatch")
 class AccountCreateView(PermissionRequiredMixin, AccountFormMixin, CreateView):
     """New account; `?provider=external|internal` preselects the provider."""
 
@@ -74,6 +80,7 @@ class AccountCreateView(PermissionRequiredMixin, AccountFormMixin, CreateView):
         return {"provider": provider if provider in Provider.values else Provider.INTERNAL}
 
 
+@method_decorator(sensitive_post_parameters("password"), name="dispatch")
 class AccountUpdateView(PermissionRequiredMixin, AccountFormMixin, UpdateView):
     """Edit an account."""
 

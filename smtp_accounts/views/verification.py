@@ -11,8 +11,10 @@ from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.formats import date_format
 from django.views import View
+from django.views.decorators.debug import sensitive_post_parameters
 
 from .. import services
 from ..models import SmtpAccount, TestEmail
@@ -24,13 +26,20 @@ class TestEmailForm(forms.Form):
     )
 
 
+class CodeInput(forms.TextInput):
+    """A code field that never renders a value: a typed code is not echoed back in HTML."""
+
+    def format_value(self, value):
+        return None
+
+
 class ConfirmCodeForm(forms.Form):
     # Not required here: an empty code gets the service's own message, like any bad code.
     code = forms.CharField(
         label="Confirmation code",
         max_length=20,
         required=False,
-        widget=forms.TextInput(
+        widget=CodeInput(
             attrs={
                 "inputmode": "numeric",
                 "autocomplete": "one-time-code",
@@ -156,6 +165,8 @@ class TestEmailView(VerificationMixin, View):
             except ValidationError as err:
                 form.add_error("email", err)
             else:
+                if not self.wants_json:  # a reload of the result page must not send again
+                    return redirect("smtp_accounts:test", pk=account.pk)
                 return self.answer(account, ok=True)
         return self.refuse(account, form, 400)
 
@@ -166,8 +177,12 @@ class TestEmailView(VerificationMixin, View):
         )
 
 
+@method_decorator(sensitive_post_parameters("code"), name="dispatch")
 class ConfirmCodeView(VerificationMixin, View):
     """POST `code`: confirm the latest test; on success the account is verified."""
+
+    def get(self, request, pk):
+        return redirect("smtp_accounts:test", pk=pk)
 
     def post(self, request, pk):
         account = self.get_account()
