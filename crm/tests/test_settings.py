@@ -47,7 +47,7 @@ def test_missing_or_malformed_keys_stop_the_app_with_a_howto(env, message):
     assert message in result.stderr
 
 
-def test_models_and_migrations_agree():
+def test_models_and_migrations_agree(db):
     from django.core.management import call_command
 
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)  # exits 1 if not
