@@ -36,5 +36,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
+# Needs Redis on 127.0.0.1:6379 and, for full speed, postfix's smtp-sink.
 bench: install
+	$(BIN)/python bench/list_page.py
 	$(BIN)/python bench/send_throughput.py
