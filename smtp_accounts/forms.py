@@ -68,6 +68,8 @@ class SmtpAccountForm(forms.ModelForm):
         # per-provider requirements live in clean() and SmtpAccount.clean().
         self.fields["security"].required = False
         self.order_fields(["provider", "name", "account_type", "preset", *self.Meta.fields])
+        known = {host: key for key, (_label, host) in PRESETS.items()}
+        self.initial.setdefault("preset", known.get(self.instance.host, ""))
         if self.instance.pk and self.instance.has_password:
             self.fields["password"].help_text = (
                 "A password is stored. Leave blank to keep it; it must be typed again if "

@@ -90,9 +90,9 @@ def test_the_list_says_which_account_sends_each_type(admin_client, make_account)
     make_account(name="New desk", account_type="customer_service", verified_at=now)
     make_account(name="Untested", account_type="system")
     rows = admin_client.get(LIST).content.decode().split("data-account-row")[1:]
-    sending = [row for row in rows if "Sends Customer Service mail" in row]
+    sending = [row for row in rows if "● Sending" in row]
     assert len(sending) == 1 and "Old desk" in sending[0]
-    assert not any("Sends System Account mail" in row for row in rows)
+    assert "Customer Service mail goes out through this account" in sending[0]
 
 
 def test_search_and_filters(admin_client, make_account):
