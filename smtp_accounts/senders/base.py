@@ -8,6 +8,9 @@ keep one connection open across many messages:
             provider_id = sender.send(message)
 """
 
+import copy
+
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -48,19 +51,73 @@ class ConfigurationError(ImproperlyConfigured):
 
 
 class Sender:
-    """Base class: one account, an optional open connection, `send(message) -> provider id`."""
+    """Base class: one account, an optional open connection, `send(message) -> provider id`.
+
+    It owns the connection's life; a provider overrides the hooks `connect()`,
+    `disconnect(backend)`, `deliver(message)` and, to check more, `prepare(message)`.
+    send() without open() connects for that one message.
+    """
 
     def __init__(self, account):
         self.account = account
+        self.backend = None  # the open connection, if any
+        self._keep_open = False
 
     def open(self):
-        """Open the connection (no-op by default). Raises SendError or ConfigurationError."""
+        """Connect now and keep the connection until close().
+
+        Raises SendError or ConfigurationError."""
+        self._keep_open = True
+        self._connect()
 
     def close(self):
         """Close the connection; never raises."""
+        self._keep_open = False
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            self.disconnect(backend)
 
     def send(self, message):
-        """Deliver one EmailMessage and return the provider's message id (may be "")."""
+        """Deliver one EmailMessage and return the provider's message id (may be "").
+
+        The From header is the account's address unless the message sets its own. Raises
+        TemporaryFailure, PermanentFailure or ConfigurationError.
+        """
+        message = self.prepare(message)
+        self._connect()
+        try:
+            return self.deliver(message)
+        finally:
+            if not self._keep_open:
+                self.close()
+
+    def _connect(self):
+        if self.backend is None:
+            self.backend = self.connect()
+
+    # --- Hooks ---------------------------------------------------------------------------
+
+    def prepare(self, message):
+        """A copy of `message` ready to send (the caller's is not changed).
+
+        Raises PermanentFailure for a message that can never go."""
+        message = copy.copy(message)
+        if not message.from_email or message.from_email == settings.DEFAULT_FROM_EMAIL:
+            message.from_email = self.account.from_address
+        if not message.recipients():
+            raise PermanentFailure("The message has no recipients (To, Cc and Bcc are empty).")
+        return message
+
+    def connect(self):
+        """Return an open connection (a backend). Raises SendError or ConfigurationError."""
+        raise NotImplementedError
+
+    def disconnect(self, backend):
+        """Close `backend`; never raises."""
+        raise NotImplementedError
+
+    def deliver(self, message):
+        """Send a prepared message on self.backend and return the provider's id."""
         raise NotImplementedError
 
     def __enter__(self):

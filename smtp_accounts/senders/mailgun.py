@@ -6,7 +6,6 @@ names its sending domain. Anymail does the request; this module classifies its e
 a configuration error; any other 4xx refuses this message for good.
 """
 
-import copy
 import logging
 
 import requests
@@ -20,72 +19,37 @@ logger = logging.getLogger(__name__)
 
 
 class MailgunSender(Sender):
-    """Delivers through Mailgun for `account.domain`; one HTTP session until close().
+    """Delivers through Mailgun for `account.domain`; one HTTP session until close()."""
 
-    send() without open() opens a session for that one message.
-    """
-
-    def __init__(self, account):
-        super().__init__(account)
-        self.backend = None
-        self._keep_open = False
-
-    def open(self):
+    def connect(self):
         """Prepare the HTTP session. Raises ConfigurationError when no API key is set."""
-        self._keep_open = True
-        self._connect()
-
-    def close(self):
-        """Close the HTTP session; never raises."""
-        self._keep_open = False
-        backend, self.backend = self.backend, None
-        if backend is not None:
-            try:
-                backend.close()
-            except requests.RequestException:
-                logger.debug("Closing the Mailgun session failed", exc_info=True)
-
-    def send(self, message):
-        """Send a Django EmailMessage and return Mailgun's message id.
-
-        The From header is the account's address unless the message sets its own.
-        Raises TemporaryFailure, PermanentFailure or ConfigurationError.
-        """
-        message = self._prepare(message)
-        self._connect()
-        try:
-            self.backend.send_messages([message])
-        except AnymailError as err:
-            raise self._translate(err) from err
-        finally:
-            if not self._keep_open:
-                self.close()
-        return message.anymail_status.message_id or ""
-
-    def _connect(self):
-        if self.backend is not None:
-            return
         if not settings.MAILGUN_API_KEY:
             raise ConfigurationError(
                 "MAILGUN_API_KEY is not set; set it in the environment to send through "
                 "Mailgun (external provider accounts)."
             )
-        self.backend = MailgunBackend(
+        backend = MailgunBackend(
             api_key=settings.MAILGUN_API_KEY,
             sender_domain=self.account.domain,
             api_url=settings.MAILGUN_API_URL,
             timeout=settings.SMTP_ACCOUNTS_TIMEOUT,
         )
-        self.backend.open()
+        backend.open()
+        return backend
 
-    def _prepare(self, message):
-        """A copy of `message` with the account's From address. Raises PermanentFailure."""
-        message = copy.copy(message)  # anymail records its status on it; keep the caller's
-        if not message.from_email or message.from_email == settings.DEFAULT_FROM_EMAIL:
-            message.from_email = self.account.from_address
-        if not message.recipients():
-            raise PermanentFailure("The message has no recipients (To, Cc and Bcc are empty).")
-        return message
+    def disconnect(self, backend):
+        try:
+            backend.close()
+        except requests.RequestException:
+            logger.debug("Closing the Mailgun session failed", exc_info=True)
+
+    def deliver(self, message):
+        """Send through Mailgun's API and return Mailgun's message id."""
+        try:
+            self.backend.send_messages([message])  # anymail records its status on the copy
+        except AnymailError as err:
+            raise self._translate(err) from err
+        return message.anymail_status.message_id or ""
 
     def _translate(self, err):
         """The TemporaryFailure, PermanentFailure or ConfigurationError for an AnymailError."""

@@ -7,7 +7,6 @@ TemporaryFailure, PermanentFailure or ConfigurationError whose reason says what 
 wording lives in smtp_errors.py, shared with the connection diagnostics).
 """
 
-import copy
 import logging
 import os
 import smtplib
@@ -98,46 +97,44 @@ class SmtpSender(Sender):
     connection, the next send() connects again.
     """
 
-    def __init__(self, account):
-        super().__init__(account)
-        self.backend = None
-        self._keep_open = False
-
-    def open(self):
+    def connect(self):
         """Connect, secure and log in. Raises TemporaryFailure or ConfigurationError."""
-        self._keep_open = True
-        self._connect()
+        backend = self._make_backend()
+        try:
+            self._call(backend.open, backend=backend)
+        except BaseException:
+            backend.abort()  # a half-open session (e.g. login refused) is not kept
+            raise
+        return backend
 
-    def close(self):
+    def disconnect(self, backend):
         """QUIT and close; never raises."""
-        self._keep_open = False
-        backend, self.backend = self.backend, None
-        if backend is None:
-            return
         try:
             backend.close()
         except (smtplib.SMTPException, OSError):
             backend.abort()
 
-    def send(self, message):
-        """Send a Django EmailMessage and return its Message-ID header.
+    def prepare(self, message):
+        """The message with a Message-ID on the account's domain. Raises PermanentFailure."""
+        message = super().prepare(message)
+        headers = {name.lower() for name in message.extra_headers}
+        if "message-id" not in headers:
+            domain = self.account.email.rpartition("@")[2]
+            message_id = make_msgid(domain=domain)
+            message.extra_headers = {**message.extra_headers, "Message-ID": message_id}
+        return message
 
-        The From header is the account's address unless the message sets its own; the
-        envelope sender is always account.email. Raises TemporaryFailure, PermanentFailure
-        or ConfigurationError. Recipients refused while others were accepted are logged.
-        """
-        envelope_from, recipients, mime = self._prepare(message)
-        self._connect()
-        try:
-            refused = self._call(
-                self.backend.connection.sendmail,
-                envelope_from,
-                recipients,
-                mime.as_bytes(linesep="\r\n"),
-            )
-        finally:
-            if not self._keep_open:
-                self.close()
+    def deliver(self, message):
+        """Send with the envelope sender account.email; return the Message-ID header.
+
+        Recipients refused while others were accepted are logged."""
+        envelope_from, recipients, mime = self._envelope(message)
+        refused = self._call(
+            self.backend.connection.sendmail,
+            envelope_from,
+            recipients,
+            mime.as_bytes(linesep="\r\n"),
+        )
         if refused:
             logger.warning(
                 "%s refused %d of %d recipients of %s",
@@ -148,17 +145,6 @@ class SmtpSender(Sender):
     @property
     def where(self):
         return f"{self.account.host}:{self.account.port}"
-
-    def _connect(self):
-        if self.backend is not None:
-            return
-        backend = self._make_backend()
-        try:
-            self._call(backend.open, backend=backend)
-        except BaseException:
-            backend.abort()  # a half-open session (e.g. login refused) is not kept
-            raise
-        self.backend = backend
 
     def _make_backend(self):
         """An unopened AccountBackend for the account. Raises ConfigurationError."""
@@ -212,24 +198,14 @@ class SmtpSender(Sender):
         logger.info("%s via %s: %s", error_class.__name__, self.where, reason)
         return error_class(reason)
 
-    def _prepare(self, message):
-        """(envelope sender, recipients, MIME message) for `message`. Raises PermanentFailure."""
-        message = copy.copy(message)  # the caller's message is not changed
-        if not message.from_email or message.from_email == settings.DEFAULT_FROM_EMAIL:
-            message.from_email = self.account.from_address
-        headers = {name.lower() for name in message.extra_headers}
-        if "message-id" not in headers:
-            domain = self.account.email.rpartition("@")[2]
-            message_id = make_msgid(domain=domain)
-            message.extra_headers = {**message.extra_headers, "Message-ID": message_id}
+    def _envelope(self, message):
+        """(envelope sender, recipients, MIME message). Raises PermanentFailure."""
         encoding = message.encoding or settings.DEFAULT_CHARSET
         try:
             envelope_from = sanitize_address(self.account.email, encoding)
             recipients = [sanitize_address(address, encoding) for address in message.recipients()]
         except ValueError as err:
             raise PermanentFailure(f"The message has an invalid address: {err}.") from err
-        if not recipients:
-            raise PermanentFailure("The message has no recipients (To, Cc and Bcc are empty).")
         return envelope_from, recipients, message.message()
 
 
