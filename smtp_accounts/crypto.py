@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 
 class UndecryptableSecret(Exception):
@@ -24,11 +25,13 @@ def get_fernet():
     return _fernet(tuple(settings.FERNET_KEYS))
 
 
+@sensitive_variables()
 def encrypt(plaintext):
     """Return a Fernet token (str) for `plaintext`, encrypted with the first key."""
     return get_fernet().encrypt(plaintext.encode()).decode()
 
 
+@sensitive_variables()
 def decrypt(token):
     """Return the plaintext of `token`. Raises UndecryptableSecret when no key opens it."""
     try:

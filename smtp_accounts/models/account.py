@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .. import crypto
 from ..validators import normalize_domain, normalize_hostname, validate_header_safe
@@ -175,10 +176,12 @@ class SmtpAccount(models.Model):
     def has_password(self):
         return bool(self.password_encrypted)
 
+    @sensitive_variables()
     def set_password(self, raw_password):
         """Encrypt and store `raw_password` (an empty value clears it)."""
         self.password_encrypted = crypto.encrypt(raw_password) if raw_password else ""
 
+    @sensitive_variables()
     def get_password(self):
         """The plaintext password ("" if none). Raises crypto.UndecryptableSecret."""
         if not self.password_encrypted:

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.mail.backends.smtp import EmailBackend
 from django.core.mail.message import sanitize_address
 from django.utils.functional import cached_property
+from django.views.decorators.debug import sensitive_variables
 
 from .. import crypto, netguard
 from ..models import Security
@@ -146,6 +147,7 @@ class SmtpSender(Sender):
     def where(self):
         return f"{self.account.host}:{self.account.port}"
 
+    @sensitive_variables("password")
     def _make_backend(self):
         """An unopened AccountBackend for the account. Raises ConfigurationError."""
         account = self.account
@@ -170,6 +172,7 @@ class SmtpSender(Sender):
         backend.ssl_context  # noqa: B018 -- load SMTP_ACCOUNTS_CA_FILE now, to fail clearly
         return backend
 
+    @sensitive_variables("password")
     def _password(self):
         try:
             return self.account.get_password()

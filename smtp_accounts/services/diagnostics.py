@@ -15,6 +15,7 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.views.decorators.debug import sensitive_variables
 
 from .. import crypto, netguard
 from ..models import Security
@@ -143,6 +144,7 @@ class SmtpProbe:
         features = self.smtp.esmtp_features.items()
         return " ".join(f"{name.upper()} {value.strip()}".strip() for name, value in features)
 
+    @sensitive_variables("password")
     def login(self):
         account = self.account
         if not account.username:

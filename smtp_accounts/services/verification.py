@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, get_random_string, salted_hmac
+from django.views.decorators.debug import sensitive_variables
 from kombu.exceptions import OperationalError
 
 from ..crypto import UndecryptableSecret
@@ -115,6 +116,7 @@ def request_test_email(account, *, to, user=None):
     return test
 
 
+@sensitive_variables("code")
 def deliver_test_email(test_id):
     """Make the code, send the test email through its account and record sent or failed.
 
@@ -144,6 +146,7 @@ def deliver_test_email(test_id):
         _record_sent(test, code)
 
 
+@sensitive_variables("code")
 def confirm_test_email(account, code):
     """Check `code` against the account's latest test; on success verify the account.
 
@@ -209,6 +212,7 @@ def _enqueue(test_id):
         )
 
 
+@sensitive_variables("code")
 def _hash_code(test, code, stored=""):
     """`hmac-sha256$salt$hexdigest` of `code`, keyed by SECRET_KEY with the salt in `stored`
     (a new random salt when `stored` is empty). The test's id is mixed in, so a hash copied
@@ -241,6 +245,7 @@ def _compose(test, code):
     )
 
 
+@sensitive_variables("code")
 def _record_sent(test, code):
     now = timezone.now()
     # Conditional: if a newer test replaced this one while it was being sent, keep it replaced.

@@ -11,6 +11,7 @@ import sys
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.forms import model_to_dict
+from django.views.decorators.debug import sensitive_variables
 
 from smtp_accounts import services
 from smtp_accounts.forms import SmtpAccountForm
@@ -238,6 +239,7 @@ class Command(BaseCommand):
         """Ask for the password only when it is all that is missing and someone can type it."""
         return set(form.errors) == {"password"} and not data.get("password") and self._tty()
 
+    @sensitive_variables()
     def _read_password(self):
         line = self.stdin.readline()
         password = line.removesuffix("\n").removesuffix("\r")
