@@ -98,13 +98,21 @@ class SmtpAccountForm(forms.ModelForm):
         data = super().clean()
         self._apply_preset(data)
         if data.get("provider") == Provider.EXTERNAL:
+            self._ignore(INTERNAL_ONLY)
             data.update(host="", port=None, username="", password="", security=Security.STARTTLS)
         else:
+            self._ignore(EXTERNAL_ONLY)
             data["domain"] = ""
             if not data.get("security"):
                 self.add_error("security", "Choose how to secure the connection.")
             self._check_password(data)
         return data
+
+    def _ignore(self, fields):
+        """Forget errors of the other provider's fields: without JS they are posted too, and
+        their values are dropped anyway."""
+        for name in fields:
+            self._errors.pop(name, None)
 
     def _apply_preset(self, data):
         preset = PRESETS.get(data.get("preset") or "")

@@ -95,6 +95,27 @@ def test_the_list_says_which_account_sends_each_type(admin_client, make_account)
     assert "Customer Service mail goes out through this account" in sending[0]
 
 
+def test_the_row_shows_the_last_test_until_the_account_is_verified(admin_client, make_account):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from smtp_accounts.models import TestEmail
+
+    failed = make_account(name="Failing")
+    TestEmail.objects.create(account=failed, recipient="me@example.com", status="failed",
+                             error="Timed out after 15 s talking to smtp.example.com:587.")
+    waiting = make_account(name="Waiting")
+    TestEmail.objects.create(account=waiting, recipient="boss@example.com", status="sent",
+                             expires_at=timezone.now() + timedelta(minutes=10))
+    rows = dict(
+        (row.split('"')[1], row)
+        for row in admin_client.get(LIST).content.decode().split("data-account-row=")[1:]
+    )
+    assert "failed: Timed out after 15 s talking to smtp.example.com:587." in rows[str(failed.pk)]
+    assert "Code sent to boss@example.com" in rows[str(waiting.pk)]
+
+
 def test_search_and_filters(admin_client, make_account):
     make_account(name="Gmail desk", host="smtp.gmail.com")
     make_account(name="Relay", host="relay.example.net", is_active=False)
@@ -125,6 +146,14 @@ def test_create_external_account_ignores_smtp_fields(admin_client):
     account = SmtpAccount.objects.get(name="Campaigns")
     assert (account.provider, account.domain, account.host) == ("external", "mg.example.com", "")
     assert not account.has_password
+
+
+def test_without_js_the_other_providers_junk_does_not_block_a_save(admin_client):
+    # Without JS every field is posted; the other provider's values are ignored, not judged.
+    junk = {"host": "smtp://not a host", "port": "seven", "security": "bogus"}
+    assert admin_client.post(CREATE, {**EXTERNAL, **junk}).status_code == 302
+    assert admin_client.post(CREATE, {**INTERNAL, "domain": "not a domain"}).status_code == 302
+    assert SmtpAccount.objects.count() == 2
 
 
 def test_provider_query_preselects(admin_client):

@@ -3,16 +3,17 @@
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.shortcuts import redirect
 from django.urls import reverse_lazy
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.generic import CreateView, DeleteView, ListView, UpdateView
 
 from .. import services
 from ..forms import SmtpAccountForm
-from ..models import AccountType, Provider, SmtpAccount
+from ..models import AccountType, Provider, SmtpAccount, TestEmail
 
 
 class AccountListView(PermissionRequiredMixin, ListView):
@@ -23,7 +24,11 @@ class AccountListView(PermissionRequiredMixin, ListView):
     paginator_class = Paginator
 
     def get_queryset(self):
-        accounts = SmtpAccount.objects.select_related("updated_by").defer("password_encrypted")
+        accounts = (
+            SmtpAccount.objects.select_related("updated_by")
+            .defer("password_encrypted")
+            .annotate(**latest_test_fields())
+        )
         params = self.request.GET
         # PostgreSQL refuses NUL in text; nobody searches for one.
         if q := params.get("q", "").replace("\x00", "").strip():
@@ -47,10 +52,21 @@ class AccountListView(PermissionRequiredMixin, ListView):
             filtered=any(params.get(k) for k in ("q", "type", "provider", "active")),
             query_string=params.urlencode(),
             sending_ids=services.sending_account_ids(),
+            now=timezone.now(),
             account_types=AccountType.choices,
             providers=Provider.choices,
             **kwargs,
         )
+
+
+def latest_test_fields():
+    """Annotations with each account's last test (status, when, recipient, error), so the
+    list shows it without a query per row."""
+    latest = TestEmail.objects.filter(account=OuterRef("pk")).order_by("-created_at", "-pk")
+    return {
+        f"last_test_{name}": Subquery(latest.values(name)[:1])
+        for name in ("status", "created_at", "recipient", "error", "expires_at")
+    }
 
 
 class AccountFormMixin:
