@@ -14,10 +14,13 @@ that are then checked.
 """
 
 import ipaddress
+import logging
 import socket
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "HostNotAllowed",
@@ -112,6 +115,9 @@ def check_address(ip, host=None):
     address = ipaddress.ip_address(ip.split("%", 1)[0])  # drop an IPv6 zone like %eth0
     reason = _describe_refusal(address)
     if reason:
+        # The address goes to the log only: an admin who may type host names must not be
+        # able to map the internal network by reading error messages.
+        logger.warning("Refused %s (%s) for an account: %s", host or address, address, reason)
         raise HostNotAllowed(
             f"{_subject(host, address)} {reason}; accounts may not reach it unless "
             "SMTP_ACCOUNTS_ALLOWED_NETWORKS allows it."
@@ -120,10 +126,10 @@ def check_address(ip, host=None):
 
 
 def _subject(host, address):
-    """ "smtp.example.com resolves to 10.0.0.5," / "10.0.0.5 is" / "::ffff:10.0.0.5 leads to …," """
+    """ "smtp.example.com resolves to" / "10.0.0.5 is" / "::ffff:10.0.0.5 leads to 10.0.0.5," """
     target = _embedded_ipv4(address)
     if host and not _is_ip_literal(host):
-        return f"{host} resolves to {address}{f' (that is {target})' if target else ''},"
+        return f"{host} resolves to"
     if target:
         return f"{host or address} leads to {target},"
     return f"{host or address} is"
