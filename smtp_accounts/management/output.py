@@ -89,13 +89,18 @@ def test_summary(test):
     return f"{text} ({test.error})" if test.error else text
 
 
-def form_error_lines(form):
-    """One `field: message` line per error of a bound form ("account:" for form-wide ones)."""
-    return [
-        f"{'account' if field == '__all__' else field}: {message}"
+def form_errors(form):
+    """A bound form's errors in one line: `field: message; field: message` ("account:" for
+    form-wide ones), so that a shell or a log shows them on the line of the error."""
+    return "; ".join(
+        f"{'account' if field == '__all__' else field}: {one_line(' '.join(messages))}"
         for field, messages in form.errors.items()
-        for message in messages
-    ]
+    )
+
+
+def one_line(text):
+    """`text` with every run of whitespace, line breaks included, as a single space."""
+    return " ".join(str(text).split())
 
 
 def check_step_lines(result):

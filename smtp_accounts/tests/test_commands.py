@@ -108,20 +108,21 @@ def test_create_external_account_needs_no_password(db):
     assert (data["provider"], data["domain"], data["host"]) == ("external", "mg.example.com", "")
 
 
-def test_create_prints_each_form_error_as_field_and_message(db):
+def test_create_prints_every_form_error_on_one_line_as_field_and_message(db):
     message = fails("create", "--name", "Bad", "--email", "not-an-address", "--port", "seven",
                     "--host", "smtp.example.com", "--type", "newsletters")
-    lines = message.splitlines()
-    assert lines[0] == "The account was not saved:"
-    assert "email: Enter a valid email address." in lines
-    assert "port: Enter a whole number." in lines
-    assert any(line.startswith("account_type: Select a valid choice.") for line in lines)
+    assert "\n" not in message
+    assert message.startswith("The account was not saved: ")
+    errors = message.removeprefix("The account was not saved: ").split("; ")
+    assert "email: Enter a valid email address." in errors
+    assert "port: Enter a whole number." in errors
+    assert any(error.startswith("account_type: Select a valid choice.") for error in errors)
     assert not SmtpAccount.objects.exists()
 
 
 def test_create_without_a_password_and_without_a_terminal_is_refused(db):
     message = fails(*["create", *INTERNAL])
-    assert "password: Enter the password for this User." in message.splitlines()
+    assert message == "The account was not saved: password: Enter the password for this User."
 
 
 def test_create_asks_for_the_password_on_a_terminal(db, monkeypatch):
@@ -148,7 +149,7 @@ def test_update_changes_only_the_options_given(make_account):
 def test_update_to_a_new_server_needs_the_password_again(make_account):
     account = make_account(name="Relay", password="hunter2")
     message = fails("update", "Relay", "--host", "other.example.com")
-    assert message.splitlines()[1].startswith("password: Type the password again")
+    assert message.startswith("The account was not saved: password: Type the password again")
     run("update", "Relay", "--host", "other.example.com", "--password-stdin",
         stdin=io.StringIO("new-pass\n"))
     account.refresh_from_db()
@@ -300,6 +301,18 @@ def test_check_needs_an_account_or_all(db):
     assert "one of the arguments account --all is required" in fails("check")
 
 
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((), "the following arguments are required: SUBCOMMAND"),
+        (("bogus",), "argument SUBCOMMAND: invalid choice: 'bogus'"),
+        (("--bogus", "list"), "unrecognized arguments: --bogus"),
+    ],
+)
+def test_usage_errors_raise_command_error_in_call_command(db, args, error):
+    assert fails(*args).startswith(f"Error: {error}")
+
+
 # --- send ------------------------------------------------------------------------------------
 
 
@@ -394,6 +407,45 @@ def test_the_real_command_line(tmp_path):
         "(see --help)\n"
     )
     assert manage(tmp_path, "smtp_accounts", "delete", "Support", "--yes").returncode == 0
+
+
+def one_line_error(result):
+    """The only line a failed manage.py run wrote on stderr; fails on a traceback or usage."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.strip()]
+    return line
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("bogus",), "argument SUBCOMMAND: invalid choice: 'bogus' (choose from 'list', "),
+        (("--bogus", "list"), "unrecognized arguments: --bogus (see --help)"),
+        ((), "the following arguments are required: SUBCOMMAND (see --help)"),
+    ],
+    ids=["unknown subcommand", "unknown option", "no subcommand"],
+)
+def test_the_real_command_line_gives_usage_errors_in_one_line(tmp_path, args, error):
+    result = manage(tmp_path, "smtp_accounts", *args)
+    line = one_line_error(result)
+    assert result.returncode == 2
+    assert line.startswith(f"manage.py smtp_accounts: error: {error}")
+    assert line.endswith(" (see --help)")
+
+
+def test_the_real_command_line_gives_form_errors_in_one_line(tmp_path):
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    created = manage(tmp_path, "smtp_accounts", "create", "--name", "Relay",
+                     "--host", "https://smtp.example.com", "--port", "seven",
+                     "--user", "relay-login", "--email", "crm@example.com", "--password-stdin",
+                     stdin="from-a-pipe\n")
+    assert created.returncode == 1 and created.stdout == ""
+    assert one_line_error(created) == (
+        "CommandError: The account was not saved: host: Enter only the host name, without a "
+        "scheme like smtp:// or https://.; port: Enter a whole number."
+    )
+    assert "from-a-pipe" not in created.stderr
 
 
 def test_update_asks_for_the_password_only_when_the_server_changed(make_account, monkeypatch):

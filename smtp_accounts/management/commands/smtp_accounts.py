@@ -22,7 +22,10 @@ FORM_FIELDS = SmtpAccountForm.Meta.fields
 
 
 class OneLineErrorParser(CommandParser):
-    """A subcommand's parser whose usage errors, from a shell, are one line like all others."""
+    """A parser whose usage errors, from a shell, are one line like all the command's errors.
+
+    `call_command()` still gets CommandError; argparse's default would print the whole usage.
+    """
 
     def error(self, message):
         if not self.called_from_command_line:
@@ -33,6 +36,15 @@ class OneLineErrorParser(CommandParser):
 class Command(BaseCommand):
     help = "List, create, change, delete, test, diagnose and send through the SMTP accounts."
     stealth_options = ("stdin",)
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        """The command's parser, whose own errors (an unknown subcommand or option, none at
+        all) are one line too. Returns a OneLineErrorParser."""
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # Django builds a plain CommandParser and offers no hook for its class. The subclass
+        # only overrides error() and keeps no state of its own, so switching is safe.
+        parser.__class__ = OneLineErrorParser
+        return parser
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(
@@ -225,8 +237,7 @@ class Command(BaseCommand):
             data["password"] = getpass.getpass(f"Password for {data['username']}: ")
             form = self._bound_form(account.pk, data)
         if not form.is_valid():
-            lines = ["The account was not saved:", *output.form_error_lines(form)]
-            raise CommandError("\n".join(lines))
+            raise CommandError(f"The account was not saved: {output.form_errors(form)}")
         return form.save()
 
     def _bound_form(self, pk, data):
