@@ -89,13 +89,23 @@ def test_summary(test):
     return f"{text} ({test.error})" if test.error else text
 
 
+# The options an operator types, for the form fields whose names differ.
+OPTION_NAMES = {"account_type": "--type", "username": "--user", "password": "--password-stdin"}
+
+
 def form_errors(form):
-    """A bound form's errors in one line: `field: message; field: message` ("account:" for
-    form-wide ones), so that a shell or a log shows them on the line of the error."""
+    """A bound form's errors in one line: `--option: message; --option: message` ("account:"
+    for form-wide ones), named as the operator typed them, on the line of the error."""
     return "; ".join(
-        f"{'account' if field == '__all__' else field}: {one_line(' '.join(messages))}"
+        f"{_option(field)}: {one_line(' '.join(messages))}"
         for field, messages in form.errors.items()
     )
+
+
+def _option(field):
+    if field == "__all__":
+        return "account"
+    return OPTION_NAMES.get(field, "--" + field.replace("_", "-"))
 
 
 def one_line(text):

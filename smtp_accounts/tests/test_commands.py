@@ -108,21 +108,21 @@ def test_create_external_account_needs_no_password(db):
     assert (data["provider"], data["domain"], data["host"]) == ("external", "mg.example.com", "")
 
 
-def test_create_prints_every_form_error_on_one_line_as_field_and_message(db):
+def test_create_prints_every_form_error_on_one_line_by_option(db):
     message = fails("create", "--name", "Bad", "--email", "not-an-address", "--port", "seven",
                     "--host", "smtp.example.com", "--type", "newsletters")
     assert "\n" not in message
     assert message.startswith("The account was not saved: ")
     errors = message.removeprefix("The account was not saved: ").split("; ")
-    assert "email: Enter a valid email address." in errors
-    assert "port: Enter a whole number." in errors
-    assert any(error.startswith("account_type: Select a valid choice.") for error in errors)
+    assert "--email: Enter a valid email address." in errors
+    assert "--port: Enter a whole number." in errors
+    assert any(error.startswith("--type: Select a valid choice.") for error in errors)
     assert not SmtpAccount.objects.exists()
 
 
 def test_create_without_a_password_and_without_a_terminal_is_refused(db):
     message = fails(*["create", *INTERNAL])
-    assert message == "The account was not saved: password: Enter the password for this User."
+    assert message == "The account was not saved: --password-stdin: Enter the password for this User."
 
 
 def test_create_asks_for_the_password_on_a_terminal(db, monkeypatch):
@@ -149,7 +149,7 @@ def test_update_changes_only_the_options_given(make_account):
 def test_update_to_a_new_server_needs_the_password_again(make_account):
     account = make_account(name="Relay", password="hunter2")
     message = fails("update", "Relay", "--host", "other.example.com")
-    assert message.startswith("The account was not saved: password: Type the password again")
+    assert message.startswith("The account was not saved: --password-stdin: Type the password again")
     run("update", "Relay", "--host", "other.example.com", "--password-stdin",
         stdin=io.StringIO("new-pass\n"))
     account.refresh_from_db()
@@ -442,8 +442,8 @@ def test_the_real_command_line_gives_form_errors_in_one_line(tmp_path):
                      stdin="from-a-pipe\n")
     assert created.returncode == 1 and created.stdout == ""
     assert one_line_error(created) == (
-        "CommandError: The account was not saved: host: Enter only the host name, without a "
-        "scheme like smtp:// or https://.; port: Enter a whole number."
+        "CommandError: The account was not saved: --host: Enter only the host name, without a "
+        "scheme like smtp:// or https://.; --port: Enter a whole number."
     )
     assert "from-a-pipe" not in created.stderr
 
