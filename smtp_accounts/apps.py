@@ -12,4 +12,7 @@ class SmtpAccountsConfig(AppConfig):
 
         django_checks.register(checks.check_fernet_keys, django_checks.Tags.security, self.label)
         django_checks.register(checks.check_ca_file, self.label)
-        django_checks.register(checks.check_mailgun_key, django_checks.Tags.database, self.label)
+        django_checks.register(
+            checks.check_mailgun_settings, django_checks.Tags.database, self.label
+        )
+        from . import webhooks  # noqa: F401  (connects the Mailgun tracking receiver)

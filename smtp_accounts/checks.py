@@ -55,34 +55,58 @@ def check_ca_file(app_configs=None, **kwargs):
     return []
 
 
-def check_mailgun_key(app_configs=None, databases=None, **kwargs):
-    """W001: external (Mailgun) accounts exist but MAILGUN_API_KEY is empty.
+# Settings external accounts need: (setting, check id, what goes wrong without it, hint).
+MAILGUN_SETTINGS = [
+    (
+        "MAILGUN_API_KEY", "smtp_accounts.W001", "so they cannot send",
+        "Set MAILGUN_API_KEY to the deployment's Mailgun API key (and MAILGUN_API_URL to "
+        "https://api.eu.mailgun.net/v3 for an EU account).",
+    ),
+    (
+        "MAILGUN_WEBHOOK_SIGNING_KEY", "smtp_accounts.W002",
+        "so Mailgun's bounce webhooks are refused and bounced mail stays 'sent'",
+        "Set MAILGUN_WEBHOOK_SIGNING_KEY to the HTTP webhook signing key on Mailgun's API "
+        "Security page (not the API key).",
+    ),
+]
+
+
+def check_mailgun_settings(app_configs=None, databases=None, **kwargs):
+    """W001/W002: external (Mailgun) accounts exist but a Mailgun setting they need is empty.
 
     Looks at the data only in the `databases` Django asks about, and says nothing when one is
     unreachable or not migrated yet (the table is missing before `migrate` creates it).
     """
-    if getattr(settings, "MAILGUN_API_KEY", "") or not databases:
+    missing = [entry for entry in MAILGUN_SETTINGS if not getattr(settings, entry[0], "")]
+    if not missing or not databases:
         return []
     if app_configs is not None and not any(c.name == "smtp_accounts" for c in app_configs):
         return []
-    from .models import Provider, SmtpAccount
-
     warnings = []
     for alias in databases:
-        if not router.allow_migrate_model(alias, SmtpAccount):
-            continue
-        try:
-            if SmtpAccount._meta.db_table not in connections[alias].introspection.table_names():
-                continue
-            count = SmtpAccount.objects.using(alias).filter(provider=Provider.EXTERNAL).count()
-        except DatabaseError:
-            continue
-        if count:
-            warnings.append(Warning(
+        count = _external_accounts(alias)
+        warnings += [
+            Warning(
                 f"{count} external (Mailgun) account(s) exist in the '{alias}' database but "
-                "MAILGUN_API_KEY is empty, so they cannot send.",
-                hint="Set MAILGUN_API_KEY to the deployment's Mailgun API key (and "
-                     "MAILGUN_API_URL to https://api.eu.mailgun.net/v3 for an EU account).",
-                id="smtp_accounts.W001",
-            ))
+                f"{name} is empty, {consequence}.",
+                hint=hint,
+                id=check_id,
+            )
+            for name, check_id, consequence, hint in missing
+            if count
+        ]
     return warnings
+
+
+def _external_accounts(alias):
+    """How many external accounts database `alias` holds (0 if it cannot say)."""
+    from .models import Provider, SmtpAccount
+
+    if not router.allow_migrate_model(alias, SmtpAccount):
+        return 0
+    try:
+        if SmtpAccount._meta.db_table not in connections[alias].introspection.table_names():
+            return 0
+        return SmtpAccount.objects.using(alias).filter(provider=Provider.EXTERNAL).count()
+    except DatabaseError:
+        return 0

@@ -121,7 +121,8 @@ class OutboundMessage(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     error_kind = models.CharField(max_length=15, choices=ErrorKind.choices, blank=True)
-    provider_message_id = models.CharField(max_length=255, blank=True)
+    # Indexed: Mailgun's bounce webhooks find the message by it.
+    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
     # A worker owns a `sending` row until its lease ends; after that the sweeper may retry it.
     lease_until = models.DateTimeField(null=True, blank=True)
     # Which claim owns a `sending` row, so a late worker cannot overwrite a newer attempt.

@@ -69,25 +69,29 @@ def test_mailgun_accounts_without_api_key_warn_when_the_database_is_checked(
     settings, mailgun_account
 ):
     settings.MAILGUN_API_KEY = ""
-    [warning] = checks.check_mailgun_key(databases=["default"])
-    assert warning.id == "smtp_accounts.W001"
-    assert "1 external (Mailgun) account(s)" in warning.msg
-    assert "MAILGUN_API_KEY" in warning.hint
+    settings.MAILGUN_WEBHOOK_SIGNING_KEY = ""
+    api_key, signing_key = checks.check_mailgun_settings(databases=["default"])
+    assert api_key.id == "smtp_accounts.W001"
+    assert "1 external (Mailgun) account(s)" in api_key.msg
+    assert "MAILGUN_API_KEY" in api_key.hint
+    assert signing_key.id == "smtp_accounts.W002"
+    assert "bounce webhooks are refused" in signing_key.msg
 
 
 def test_no_database_is_touched_unless_django_asks(settings, mailgun_account):
     settings.MAILGUN_API_KEY = ""
-    assert checks.check_mailgun_key(databases=None) == []
+    assert checks.check_mailgun_settings(databases=None) == []
 
 
 def test_no_warning_with_a_key_or_without_mailgun_accounts(settings, make_account):
-    settings.MAILGUN_API_KEY = ""
+    settings.MAILGUN_API_KEY = settings.MAILGUN_WEBHOOK_SIGNING_KEY = ""
     make_account()
-    assert checks.check_mailgun_key(databases=["default"]) == []
+    assert checks.check_mailgun_settings(databases=["default"]) == []
     settings.MAILGUN_API_KEY = "key-123"
+    settings.MAILGUN_WEBHOOK_SIGNING_KEY = "signing-key-456"
     make_account(name="News", provider="external", domain="mg.example.com",
                  email="news@mg.example.com", host="", port=None, username="")
-    assert checks.check_mailgun_key(databases=["default"]) == []
+    assert checks.check_mailgun_settings(databases=["default"]) == []
 
 
 def test_check_database_default_reports_the_warning(settings, mailgun_account, capsys):

@@ -122,7 +122,9 @@ def test_create_prints_every_form_error_on_one_line_by_option(db):
 
 def test_create_without_a_password_and_without_a_terminal_is_refused(db):
     message = fails(*["create", *INTERNAL])
-    assert message == "The account was not saved: --password-stdin: Enter the password for this User."
+    assert message == (
+        "The account was not saved: --password-stdin: Enter the password for this User."
+    )
 
 
 def test_create_asks_for_the_password_on_a_terminal(db, monkeypatch):
@@ -149,7 +151,9 @@ def test_update_changes_only_the_options_given(make_account):
 def test_update_to_a_new_server_needs_the_password_again(make_account):
     account = make_account(name="Relay", password="hunter2")
     message = fails("update", "Relay", "--host", "other.example.com")
-    assert message.startswith("The account was not saved: --password-stdin: Type the password again")
+    assert message.startswith(
+        "The account was not saved: --password-stdin: Type the password again"
+    )
     run("update", "Relay", "--host", "other.example.com", "--password-stdin",
         stdin=io.StringIO("new-pass\n"))
     account.refresh_from_db()

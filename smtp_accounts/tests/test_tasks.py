@@ -106,6 +106,20 @@ def test_the_beat_schedule_runs_the_sweeper_and_campaigns_have_their_own_queue()
     assert {"mail", "campaigns"} <= set(app.amqp.queues)
 
 
+def test_redis_keeps_a_waiting_retry_longer_than_the_longest_backoff_and_run():
+    # Redis hands a task out again when it is not acknowledged within visibility_timeout,
+    # and a retry waiting for its countdown is such a task: the longest wait (BACKOFF_CAP)
+    # plus the longest run (the time limit, the outbox's LEASE) must fit, or the retry runs
+    # twice. (deliver_batch's re-enqueue after a failure waits as long.)
+    visibility_timeout = app.conf.broker_transport_options["visibility_timeout"]
+    assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] == visibility_timeout
+    for task in (tasks.deliver_message, tasks.deliver_batch):
+        assert task.time_limit == outbox.LEASE.total_seconds()
+        assert visibility_timeout > delivery.BACKOFF_CAP + task.time_limit
+    longest = max(delivery.retry_delay(attempts) for attempts in range(1, 2 * outbox.MAX_ATTEMPTS))
+    assert longest <= delivery.BACKOFF_CAP
+
+
 def test_send_test_email_mails_the_code(account, smtp_server):
     test = services.request_test_email(account, to="admin@example.com")
 

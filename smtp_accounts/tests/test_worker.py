@@ -9,11 +9,13 @@ import base64
 import json
 import re
 import socket
+import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.core import mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -28,6 +30,10 @@ Status = OutboundMessage.Status
 
 def all_sent(count):
     return lambda: OutboundMessage.objects.filter(status=Status.SENT).count() == count
+
+
+def status(message):
+    return OutboundMessage.objects.values_list("status", flat=True).get(pk=message.pk)
 
 
 def send(account_type, count=1, body="Hello", **fields):
@@ -60,34 +66,128 @@ def test_a_bare_worker_delivers_system_and_campaign_mail(
     assert smtp_server.connections <= 6
 
 
+def test_system_mail_goes_out_while_every_campaign_process_is_busy(
+    start_celery_worker, sink, make_account, smtp_server, smtp_account_for
+):  # start_celery_worker first: its workers stop after the sink lets their batches go
+    # Production runs one worker per queue: `-Q campaigns -n campaigns@%h`, `-Q mail -n mail@%h`.
+    campaign_sink, port = sink(delay=0)
+    sink_account(make_account, port)
+    smtp_account_for(smtp_server, verified_at=timezone.now())
+    start_celery_worker(queues=["campaigns"], concurrency=2)
+    mail_worker = start_celery_worker(queues=["mail"], concurrency=1)
+
+    campaign_sink.hold()  # each campaign process starts its batch, and waits in the sink
+    campaign = send("campaigns", count=2 * outbox.BATCH_SIZE + 50)
+    wait_until(lambda: campaign_sink.held >= 2, message="both campaign processes to be sending")
+    [system_mail] = send("system")
+
+    wait_until(lambda: status(system_mail) == Status.SENT, message="the system mail to be sent")
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["reader0@example.com"]]
+    campaign_rows = OutboundMessage.objects.filter(account_type="campaigns")
+    assert Counter(campaign_rows.values_list("status", flat=True)) == {
+        Status.SENDING: 2 * outbox.BATCH_SIZE, Status.QUEUED: 50,
+    }  # fmt: skip
+    assert "tasks.deliver_batch[" not in mail_worker.log()  # never received one
+
+    campaign_sink.release()
+    wait_until(all_sent(len(campaign) + 1), timeout=60, message="the campaign to be sent")
+    assert len(campaign_sink.received) == len(campaign)
+
+
+def test_django_send_mail_is_delivered_by_a_worker(
+    settings, smtp_server, smtp_account_for, celery_worker_process
+):
+    settings.EMAIL_BACKEND = "smtp_accounts.backends.EmailBackend"
+    smtp_account_for(smtp_server, verified_at=timezone.now(), from_name="Acme CRM")
+
+    assert mail.send_mail("Password reset", "Follow the link", None, ["ann@example.com"]) == 1
+
+    wait_until(all_sent(1), message="the password reset mail to be sent")
+    [received] = smtp_server.messages
+    assert received.rcpt_tos == ["ann@example.com"]
+    assert received.message["From"] == "Acme CRM <crm@example.com>"
+    assert received.message["Subject"] == "Password reset"
+    assert received.message.get_content().strip() == "Follow the link"
+
+
+def test_an_external_account_sends_through_mailgun_from_a_worker(
+    mailgun_server, mailgun_account_for, celery_worker_process
+):
+    mailgun_account_for(mailgun_server, account_type="campaigns", verified_at=timezone.now())
+
+    rows = send("campaigns", count=3)
+
+    wait_until(all_sent(3), message="the campaign to be sent through Mailgun")
+    posts = [request for request in mailgun_server.requests if request.method == "POST"]
+    assert sorted(request.field("to") for request in posts) == [
+        "reader0@example.com", "reader1@example.com", "reader2@example.com",
+    ]  # fmt: skip
+    assert all(r.auth_ok and r.domain == "mg.example.com" for r in posts)
+    assert mailgun_server.connections == 1  # one batch, one kept HTTP connection
+    provider_ids = OutboundMessage.objects.values_list("provider_message_id", flat=True)
+    assert len(rows) == len(set(provider_ids)) == 3
+    assert all(re.fullmatch(r"<[0-9a-f]{32}@mg\.example\.com>", pid) for pid in provider_ids)
+
+
+class SinkHandler:
+    """A plain SMTP sink taking `delay` s per message and recording each Message-ID. While
+    `hold()` is on, each message waits in DATA until `release()`; `held` counts them."""
+
+    def __init__(self, delay):
+        self.delay, self.received, self.held = delay, [], 0
+        self._open = threading.Event()
+        self._open.set()
+
+    def hold(self):
+        self._open.clear()
+
+    def release(self):
+        self._open.set()
+
+    async def handle_DATA(self, server, session, envelope):
+        if not self._open.is_set():
+            self.held += 1
+            while not self._open.is_set():
+                await asyncio.sleep(0.01)
+            self.held -= 1
+        await asyncio.sleep(self.delay)
+        headers = envelope.original_content.split(b"\r\n\r\n", 1)[0].decode()
+        self.received.append(re.search(r"^Message-ID: (.+)$", headers, re.M | re.I)[1].strip())
+        return "250 OK"
+
+
 @pytest.fixture
-def slow_sink(smtp_test_settings):
-    """A plain SMTP server taking 20 ms per message, recording each Message-ID it accepts."""
-    received = []
+def sink(smtp_test_settings):
+    """sink(delay=0.02) -> a started plain SMTP sink (see SinkHandler), stopped after the test."""
+    controllers = []
 
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):
-            await asyncio.sleep(0.02)
-            headers = envelope.original_content.split(b"\r\n\r\n", 1)[0].decode()
-            received.append(re.search(r"^Message-ID: (.+)$", headers, re.M | re.I)[1].strip())
-            return "250 OK"
+    def start(delay=0.02):
+        with socket.create_server(("127.0.0.1", 0)) as probe:
+            port = probe.getsockname()[1]
+        handler = SinkHandler(delay)
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        controllers.append(controller)
+        return handler, port
 
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        port = probe.getsockname()[1]
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    controller.received = received
-    yield controller
-    controller.stop()
+    yield start
+    for controller in controllers:
+        controller.handler.release()
+        controller.stop()
+
+
+def sink_account(make_account, port, account_type="campaigns"):
+    return make_account(
+        account_type=account_type, host="127.0.0.1", port=port, security="none",
+        username="", password="", verified_at=timezone.now(),
+    )  # fmt: skip
 
 
 def test_a_killed_worker_loses_nothing_and_resends_at_most_what_was_in_flight(
-    slow_sink, make_account, celery_worker_process
+    sink, make_account, celery_worker_process
 ):
-    make_account(
-        account_type="campaigns", host="127.0.0.1", port=slow_sink.port, security="none",
-        username="", password="", verified_at=timezone.now(),
-    )  # fmt: skip
+    slow_sink, port = sink(delay=0.02)
+    sink_account(make_account, port)
     rows = send("campaigns", count=3 * outbox.BATCH_SIZE)
     message_id = {m.pk: services.message_as_email(m).extra_headers["Message-ID"] for m in rows}
 
