@@ -22,6 +22,16 @@ def _plain_static_files(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def _close_kept_connections():
+    # A delivery keeps each account's connection open in this process (services.connections);
+    # one test's servers must not serve the next test's sends.
+    yield
+    from smtp_accounts import services
+
+    services.close_connections()
+
+
 @pytest.fixture
 def admin_user(db):
     return User.objects.create_superuser("admin", "admin@example.com", "admin-pass-123")

@@ -19,12 +19,6 @@ from smtp_accounts.services import delivery, outbox
 Status = OutboundMessage.Status
 
 
-@pytest.fixture(autouse=True)
-def _close_kept_connections():
-    yield
-    services.close_connections()
-
-
 @pytest.fixture
 def ready(smtp_server, smtp_account_for):
     """ready(account_type="system", **fields) -> a verified, active account on smtp_server."""

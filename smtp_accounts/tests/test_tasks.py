@@ -17,12 +17,6 @@ from smtp_accounts.services import delivery, outbox
 Status = OutboundMessage.Status
 
 
-@pytest.fixture(autouse=True)
-def _close_kept_connections():
-    yield
-    services.close_connections()
-
-
 @pytest.fixture
 def account(smtp_server, smtp_account_for):
     return smtp_account_for(smtp_server, verified_at=timezone.now())
