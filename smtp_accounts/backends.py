@@ -7,12 +7,12 @@ any other mail of the CRM.
 
 import logging
 
-from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils.html import strip_tags
 
 from . import services
 from .models import AccountType
+from .senders.base import is_default_sender
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +54,7 @@ def _outbox_fields(message):
     return {
         "to": message.to, "cc": message.cc, "bcc": message.bcc, "reply_to": message.reply_to,
         "subject": message.subject, "body": body, "html_body": html_body,
-        "from_email": _from_email(message.from_email), "headers": message.extra_headers,
+        "from_email": None if is_default_sender(message.from_email) else message.from_email,
+        "headers": message.extra_headers,
     }  # fmt: skip
 
-
-def _from_email(from_email):
-    """Django's default senders become the account's own From: a relay refuses mail that
-    claims to be from an address it does not serve. An explicit other sender is kept."""
-    if from_email in (settings.DEFAULT_FROM_EMAIL, settings.SERVER_EMAIL):
-        return None
-    return from_email

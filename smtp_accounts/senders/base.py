@@ -50,6 +50,13 @@ class ConfigurationError(ImproperlyConfigured):
         self.reason = reason
 
 
+def is_default_sender(address):
+    """True for no sender or Django's placeholders (DEFAULT_FROM_EMAIL, SERVER_EMAIL): such
+    mail goes out from the account's own address, since a relay refuses mail that claims
+    to be from an address it does not serve."""
+    return not address or address in (settings.DEFAULT_FROM_EMAIL, settings.SERVER_EMAIL)
+
+
 class Sender:
     """Base class: one account, an optional open connection, `send(message) -> provider id`.
 
@@ -102,7 +109,7 @@ class Sender:
 
         Raises PermanentFailure for a message that can never go."""
         message = copy.copy(message)
-        if not message.from_email or message.from_email == settings.DEFAULT_FROM_EMAIL:
+        if is_default_sender(message.from_email):
             message.from_email = self.account.from_address
         if not message.recipients():
             raise PermanentFailure("The message has no recipients (To, Cc and Bcc are empty).")
