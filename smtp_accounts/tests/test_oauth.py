@@ -28,7 +28,8 @@ def query_of(url):
 def stored_columns(account):
     """Every text value of the account's row as the database holds it."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {SmtpAccount._meta.db_table} WHERE id = %s", [account.pk])
+        table = connection.ops.quote_name(SmtpAccount._meta.db_table)
+        cursor.execute(f"SELECT * FROM {table} WHERE id = %s", [account.pk])  # noqa: S608
         return [str(value) for value in cursor.fetchone()]
 
 
