@@ -47,7 +47,8 @@ def test_sign_in_with_google_then_test_and_confirm(
     page.wait_for_url("**/settings/smtp-accounts/")
     row = page.get_by_role("row", name=LONG_NAME)
     expect(row.get_by_text("Signed in", exact=True)).to_be_visible()
-    expect(page.get_by_text(f"“{LONG_NAME}” is signed in as crm-sender@example.com")).to_be_visible()
+    signed_in = f"“{LONG_NAME}” is signed in as crm-sender@example.com"
+    expect(page.get_by_text(signed_in)).to_be_visible()
     shot(page, "2-list-signed-in")
 
     row.get_by_role("link", name="Test").click()
