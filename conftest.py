@@ -10,6 +10,7 @@ pytest_plugins = [
     "smtp_accounts.tests.fixtures.mailgun_server",
     "smtp_accounts.tests.fixtures.worker",
     "smtp_accounts.tests.fixtures.browser",
+    "smtp_accounts.tests.fixtures.oauth_server",
 ]
 
 

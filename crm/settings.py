@@ -169,6 +169,35 @@ SMTP_ACCOUNTS_TIMEOUT = env.float("SMTP_ACCOUNTS_TIMEOUT", default=15)
 SMTP_ACCOUNTS_DEV_INBOX_PORT = env.int("SMTP_ACCOUNTS_DEV_INBOX_PORT", default=1025)
 SMTP_ACCOUNTS_DEV_INBOX_DIR = BASE_DIR / "var" / "dev-inbox"
 
+# Sign in with Google / Microsoft (smtp_accounts/oauth.py): a provider is offered only when
+# its client id is set. The URLs are overridable so tests can point them at a local server.
+SMTP_ACCOUNTS_GOOGLE_CLIENT_ID = env.str("SMTP_ACCOUNTS_GOOGLE_CLIENT_ID", default="")
+SMTP_ACCOUNTS_GOOGLE_CLIENT_SECRET = env.str("SMTP_ACCOUNTS_GOOGLE_CLIENT_SECRET", default="")
+SMTP_ACCOUNTS_GOOGLE_AUTH_URL = env.str(
+    "SMTP_ACCOUNTS_GOOGLE_AUTH_URL", default="https://accounts.google.com/o/oauth2/v2/auth"
+)
+SMTP_ACCOUNTS_GOOGLE_TOKEN_URL = env.str(
+    "SMTP_ACCOUNTS_GOOGLE_TOKEN_URL", default="https://oauth2.googleapis.com/token"
+)
+SMTP_ACCOUNTS_MICROSOFT_CLIENT_ID = env.str("SMTP_ACCOUNTS_MICROSOFT_CLIENT_ID", default="")
+SMTP_ACCOUNTS_MICROSOFT_CLIENT_SECRET = env.str(
+    "SMTP_ACCOUNTS_MICROSOFT_CLIENT_SECRET", default=""
+)
+SMTP_ACCOUNTS_MICROSOFT_TENANT = env.str("SMTP_ACCOUNTS_MICROSOFT_TENANT", default="common")
+_MICROSOFT_LOGIN = (
+    f"https://login.microsoftonline.com/{SMTP_ACCOUNTS_MICROSOFT_TENANT}/oauth2/v2.0"
+)
+SMTP_ACCOUNTS_MICROSOFT_AUTH_URL = env.str(
+    "SMTP_ACCOUNTS_MICROSOFT_AUTH_URL", default=f"{_MICROSOFT_LOGIN}/authorize"
+)
+SMTP_ACCOUNTS_MICROSOFT_TOKEN_URL = env.str(
+    "SMTP_ACCOUNTS_MICROSOFT_TOKEN_URL", default=f"{_MICROSOFT_LOGIN}/token"
+)
+# Not environment variables: how long a started sign-in may take, and how long before its
+# expiry an access token is refreshed (tests shrink them).
+SMTP_ACCOUNTS_OAUTH_STATE_SECONDS = 600
+SMTP_ACCOUNTS_OAUTH_REFRESH_MARGIN_SECONDS = 300
+
 # Django's own mail (password resets, admin errors) goes through the System Account.
 EMAIL_BACKEND = "smtp_accounts.backends.EmailBackend"
 # Used only when a message names no sender; the System Account's address is used otherwise.

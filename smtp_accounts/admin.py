@@ -18,7 +18,8 @@ class SmtpAccountAdmin(admin.ModelAdmin):
     )
     list_filter = ("account_type", "provider", "is_active")
     search_fields = ("name", "email", "host", "domain")
-    readonly_fields = ("verified_at", "last_error", "last_error_at", "updated_at", "updated_by")
+    readonly_fields = ("verified_at", "signed_in_as", "last_error", "last_error_at", "updated_at",
+                       "updated_by")
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form_class = super().get_form(request, obj, change=change, **kwargs)

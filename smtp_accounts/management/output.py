@@ -62,7 +62,8 @@ def account_details(account, latest_test=None):
             ("Host", account.host),
             ("Port", account.port or "-"),
             ("User", account.username or "-"),
-            ("Password", "stored" if account.has_password else "none"),
+            ("Sign-in", account.get_auth_method_display()),
+            *sign_in_details(account),
             ("TLS/SSL", account.get_security_display()),
         ]
     pairs += [
@@ -75,6 +76,15 @@ def account_details(account, latest_test=None):
     if account.last_error:
         pairs.append(("Last error", f"{account.last_error} ({when(account.last_error_at)})"))
     return pairs
+
+
+def sign_in_details(account):
+    """The password's or the OAuth sign-in's state, never a secret."""
+    if not account.uses_oauth:
+        return [("Password", "stored" if account.has_password else "none")]
+    if account.is_signed_in:
+        return [("Signed in", f"yes, as {account.signed_in_as}")]
+    return [("Signed in", "no: Edit > Sign in on its page")]
 
 
 def details(pairs):
@@ -90,7 +100,8 @@ def test_summary(test):
 
 
 # The options an operator types, for the form fields whose names differ.
-OPTION_NAMES = {"account_type": "--type", "username": "--user", "password": "--password-stdin"}
+OPTION_NAMES = {"account_type": "--type", "username": "--user", "password": "--password-stdin",
+                "auth_method": "--sign-in"}
 
 
 def form_errors(form):

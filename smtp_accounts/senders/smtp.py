@@ -21,8 +21,9 @@ from django.core.mail.message import sanitize_address
 from django.utils.functional import cached_property
 from django.views.decorators.debug import sensitive_variables
 
-from .. import crypto, netguard
+from .. import crypto, netguard, oauth
 from ..models import Security
+from . import xoauth2
 from .base import ConfigurationError, PermanentFailure, Sender
 from .smtp_errors import NETWORK_ERRORS, describe_error
 
@@ -91,6 +92,26 @@ class AccountBackend(EmailBackend):
         self._partial_connection = self.connection = None
 
 
+class XOAuth2Backend(AccountBackend):
+    """AccountBackend that logs in with AUTH XOAUTH2 and an access token, not a password."""
+
+    def __init__(self, *, access_token, **kwargs):
+        super().__init__(password="", **kwargs)
+        self.access_token = access_token
+
+    def open(self):
+        # Django's open() connects and secures the line; without a password it logs in with
+        # nothing, and the token login follows.
+        opened = super().open()
+        if opened:
+            self.login_xoauth2()
+        return opened
+
+    def login_xoauth2(self):
+        """Raises xoauth2.XOAuth2Refused or another smtplib error."""
+        xoauth2.authenticate(self.connection, self.username, self.access_token)
+
+
 class SmtpSender(Sender):
     """Delivers through `account.host:port`; one connection serves every send() until close().
 
@@ -103,8 +124,10 @@ class SmtpSender(Sender):
         backend = self._make_backend()
         try:
             self._call(backend.open, backend=backend)
-        except BaseException:
+        except BaseException as err:
             backend.abort()  # a half-open session (e.g. login refused) is not kept
+            if isinstance(err.__cause__, xoauth2.XOAuth2Refused):
+                oauth.forget_access_token(self.account)  # the next try gets a new one
             raise
         return backend
 
@@ -151,24 +174,27 @@ class SmtpSender(Sender):
     def _make_backend(self):
         """An unopened AccountBackend for the account. Raises ConfigurationError."""
         account = self.account
-        password = self._password()
+        password = "" if account.uses_oauth else self._password()
         if account.security == Security.NONE and (account.username or password):
             raise ConfigurationError(
                 f"{account} has TLS/SSL set to None, so its password would cross the network "
                 "unencrypted; choose STARTTLS or SSL/TLS, or clear the User for a relay that "
                 "needs no login."
             )
-        if account.username and not password:
+        if account.username and not password and not account.uses_oauth:
             raise ConfigurationError(f"{account} has a User but no password; enter the password.")
-        backend = AccountBackend(
-            host=account.host,
-            port=account.port,
-            username=account.username,
-            password=password,
-            use_tls=account.security == Security.STARTTLS,
-            use_ssl=account.security == Security.SSL,
-            timeout=settings.SMTP_ACCOUNTS_TIMEOUT,
-        )
+        options = {
+            "host": account.host,
+            "port": account.port,
+            "username": account.username,
+            "use_tls": account.security == Security.STARTTLS,
+            "use_ssl": account.security == Security.SSL,
+            "timeout": settings.SMTP_ACCOUNTS_TIMEOUT,
+        }
+        if account.uses_oauth:
+            backend = XOAuth2Backend(access_token=oauth.access_token(account), **options)
+        else:
+            backend = AccountBackend(password=password, **options)
         backend.ssl_context  # noqa: B018 -- load SMTP_ACCOUNTS_CA_FILE now, to fail clearly
         return backend
 

@@ -25,6 +25,10 @@ def save_account(account, *, password=None, user=None):
     # An edit writes only what an edit may change, so a test confirmed (or an error recorded)
     # while the form was open is not overwritten with the values it was loaded with.
     fields = [*SmtpAccount.EDITABLE_FIELDS, "password_encrypted", "updated_by", "updated_at"]
+    if account.pk and account.changed_fields(SmtpAccount.TOKEN_BOUND_FIELDS):
+        # Tokens were granted for one mailbox, server and sign-in: sign in again.
+        account.clear_tokens()
+        fields += [*SmtpAccount.TOKEN_FIELDS, "oauth_access_token_expires_at", "signed_in_as"]
     if account.pk and reconnects:
         account.verified_at = None
         account.last_error = ""
@@ -78,6 +82,8 @@ def account_as_dict(account):
         "username": account.username,
         "security": account.security,
         "is_active": account.is_active,
+        "auth_method": account.auth_method,
+        "signed_in": account.is_signed_in,
         "verified_at": account.verified_at.isoformat() if account.verified_at else None,
         "updated_at": account.updated_at.isoformat() if account.updated_at else None,
     }

@@ -17,9 +17,10 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
 
-from .. import crypto, netguard
+from .. import crypto, netguard, oauth
 from ..models import Security
-from ..senders.base import ConfigurationError
+from ..senders import xoauth2
+from ..senders.base import ConfigurationError, TemporaryFailure
 from ..senders.smtp import tls_context
 from ..senders.smtp_errors import NETWORK_ERRORS, describe_error
 
@@ -152,12 +153,30 @@ class SmtpProbe:
         if account.security == Security.NONE:
             raise StepFailed("TLS/SSL is None, so the password would cross the network "
                              "unencrypted; choose STARTTLS or SSL/TLS.")
+        if account.uses_oauth:
+            return self._login_with_token()
         try:
             password = account.get_password()
         except crypto.UndecryptableSecret as err:
             raise StepFailed(str(err)) from err
         self._guarded(self.smtp.login, account.username, password)
         return f"logged in as {account.username}"
+
+    @sensitive_variables("token")
+    def _login_with_token(self):
+        account = self.account
+        try:
+            token = oauth.access_token(account)
+        except (ConfigurationError, TemporaryFailure) as err:
+            raise StepFailed(err.reason) from err
+        try:
+            self._guarded(xoauth2.authenticate, self.smtp, account.username, token)
+        except StepFailed as err:
+            if isinstance(err.__cause__, xoauth2.XOAuth2Refused):
+                oauth.forget_access_token(account)  # the next check gets a new one
+            raise
+        return (f"logged in as {account.username} with XOAUTH2 (signed in with "
+                f"{account.get_auth_method_display()} as {account.signed_in_as or '?'})")
 
     def close(self):
         try:

@@ -7,13 +7,15 @@ that was read, and rows already on the first key are skipped.
 from .. import crypto
 from ..models import SmtpAccount
 
-__all__ = ["BATCH", "rotate_secret", "secret_rows"]
+__all__ = ["BATCH", "SECRET_COLUMNS", "rotate_secret", "secret_rows"]
 
 BATCH = 500
+# Every column holding a Fernet token: the password and the OAuth sign-in's tokens.
+SECRET_COLUMNS = ("password_encrypted", *SmtpAccount.TOKEN_FIELDS)
 
 
-def rotate_secret(pk, token, *, dry_run=False):
-    """Re-encrypt one account's password. Returns "rotated" or "current".
+def rotate_secret(pk, token, *, column="password_encrypted", dry_run=False):
+    """Re-encrypt one secret (`column` of account `pk`). Returns "rotated" or "current".
 
     Raises crypto.UndecryptableSecret when no key opens the token (the row is left alone).
     """
@@ -22,17 +24,20 @@ def rotate_secret(pk, token, *, dry_run=False):
     new_token = crypto.rotate(token)
     if dry_run:
         return "rotated"
-    # Only if nobody saved a new password since we read it (that one is already current).
-    updated = SmtpAccount.objects.filter(pk=pk, password_encrypted=token).update(
-        password_encrypted=new_token
-    )
+    # Only if nobody saved a new secret since we read it (that one is already current).
+    updated = SmtpAccount.objects.filter(pk=pk, **{column: token}).update(**{column: new_token})
     return "rotated" if updated else "current"
 
 
 def secret_rows(pks):
-    """(id, name, token) of the accounts `pks`, read fresh in batches."""
+    """(id, name, column, token) of every stored secret of the accounts `pks`, read fresh
+    in batches."""
     for start in range(0, len(pks), BATCH):
         chunk = pks[start : start + BATCH]
-        yield from SmtpAccount.objects.filter(pk__in=chunk).order_by("pk").values_list(
-            "pk", "name", "password_encrypted"
+        rows = SmtpAccount.objects.filter(pk__in=chunk).order_by("pk").values_list(
+            "pk", "name", *SECRET_COLUMNS
         )
+        for pk, name, *tokens in rows:
+            for column, token in zip(SECRET_COLUMNS, tokens, strict=True):
+                if token:
+                    yield pk, name, column, token

@@ -16,7 +16,7 @@ from smtp_accounts.models import SmtpAccount
 
 ACCOUNT_KEYS = {
     "id", "name", "account_type", "provider", "domain", "email", "from_name", "host", "port",
-    "username", "security", "is_active", "verified_at", "updated_at",
+    "username", "security", "is_active", "verified_at", "updated_at", "auth_method", "signed_in",
 }
 MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
 
@@ -71,7 +71,8 @@ def test_list_json_is_an_array_of_accounts_without_secrets(make_account):
     assert all(set(a) == ACCOUNT_KEYS for a in accounts)
     assert isinstance(accounts[0]["id"], int) and accounts[0]["port"] == 587
     assert accounts[0]["is_active"] is False and accounts[0]["verified_at"] is None
-    assert "hunter2" not in output and "password" not in output
+    # "password" appears only as the value of auth_method, never as a key holding a secret
+    assert "hunter2" not in output and '"password":' not in output
 
 
 def test_show_finds_an_account_by_id_or_name(make_account):
@@ -491,3 +492,29 @@ def test_the_real_command_line_checks_a_server(tmp_path, smtp_server):
     [error] = bad.stderr.splitlines()
     assert error.startswith("CommandError: 'Relay' failed at login: The server rejected")
     assert smtp_server.password not in good.stdout + bad.stdout + bad.stderr
+
+
+@pytest.mark.django_db
+def test_sign_in_google_creates_an_account_that_waits_for_its_sign_in(oauth_server):
+    output = run("create", *INTERNAL, "--sign-in", "google")
+    assert "Sign it in on its page: Edit > Sign in with Google." in output
+    shown = json.loads(run("show", "Support", "--json"))
+    assert shown["auth_method"] == "google" and shown["signed_in"] is False
+    assert "Signed in:" in run("show", "Support")
+
+
+@pytest.mark.django_db
+def test_sign_in_of_an_unconfigured_provider_names_the_option(oauth_server, settings):
+    settings.SMTP_ACCOUNTS_MICROSOFT_CLIENT_ID = ""
+    error = fails("create", *INTERNAL, "--sign-in", "microsoft")
+    assert error.startswith("The account was not saved: --sign-in: That Sign-in is not set up")
+
+
+def test_show_and_list_never_print_a_token(oauth_server, make_account):
+    from smtp_accounts.tests.fixtures.oauth_server import sign_in
+
+    sign_in(make_account(name="Gmail", password="", auth_method="google",
+                         username="crm-sender@example.com"))
+    printed = run("show", "Gmail") + run("show", "Gmail", "--json") + run("list", "--json")
+    assert '"signed_in": true' in printed and "crm-sender@example.com" in printed
+    assert not any(token in printed for token in oauth_server.live_tokens())

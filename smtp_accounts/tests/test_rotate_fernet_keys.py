@@ -114,3 +114,19 @@ def test_a_pipe_gets_plain_counts(settings, old_key, accounts, monkeypatch):
     output = rotate()
     assert "2/3 secrets processed" in output.splitlines()
     assert "\r" not in output
+
+
+def test_rotation_moves_the_sign_in_tokens_too(settings, old_key, oauth_server, make_account):
+    from smtp_accounts import oauth
+    from smtp_accounts.tests.fixtures.oauth_server import sign_in
+
+    account = sign_in(make_account(name="Gmail", password="", auth_method="google",
+                                   username="crm-sender@example.com"))
+    token = oauth.access_token(account)
+    new_key = Fernet.generate_key().decode()
+    settings.FERNET_KEYS = [new_key, old_key]
+
+    assert "2 re-encrypted" in rotate()
+
+    settings.FERNET_KEYS = [new_key]
+    assert oauth.access_token(SmtpAccount.objects.get(pk=account.pk)) == token

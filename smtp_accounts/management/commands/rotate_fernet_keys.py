@@ -8,10 +8,11 @@ rows already on the first key are skipped.
 from dataclasses import dataclass, field
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Q
 
 from smtp_accounts import crypto
 from smtp_accounts.models import SmtpAccount
-from smtp_accounts.services import BATCH, rotate_secret, secret_rows
+from smtp_accounts.services import BATCH, SECRET_COLUMNS, rotate_secret, secret_rows
 
 BAR_WIDTH = 30
 
@@ -23,7 +24,7 @@ class Tally:
     total: int = 0
     rotated: int = 0
     current: int = 0
-    unreadable: list = field(default_factory=list)  # (id, name) no key opens
+    unreadable: list = field(default_factory=list)  # (id, name, column) no key opens
 
     @property
     def done(self):
@@ -32,7 +33,8 @@ class Tally:
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every stored SMTP password with the first key of FERNET_KEYS. Put the new "
+        "Re-encrypt every stored SMTP password and sign-in token with the first key of "
+        "FERNET_KEYS. Put the new "
         "key first, keep the old ones after it, run this, then drop the old keys."
     )
 
@@ -42,16 +44,18 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, dry_run=False, **options):
-        pks = list(
-            SmtpAccount.objects.exclude(password_encrypted="").order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        tally = Tally(total=len(pks))
-        for pk, name, token in secret_rows(pks):
+        holding = Q()
+        for column in SECRET_COLUMNS:
+            holding |= ~Q(**{column: ""})
+        accounts = SmtpAccount.objects.filter(holding).order_by("pk")
+        pks = list(accounts.values_list("pk", flat=True))
+        tally = Tally(total=sum(
+            accounts.exclude(**{column: ""}).count() for column in SECRET_COLUMNS))
+        for pk, name, column, token in secret_rows(pks):
             try:
-                outcome = rotate_secret(pk, token, dry_run=dry_run)
+                outcome = rotate_secret(pk, token, column=column, dry_run=dry_run)
             except crypto.UndecryptableSecret:
-                tally.unreadable.append((pk, name))
+                tally.unreadable.append((pk, name, column))
             else:
                 setattr(tally, outcome, getattr(tally, outcome) + 1)
             self._progress(tally)
@@ -75,13 +79,19 @@ class Command(BaseCommand):
         verb = "would be re-encrypted" if dry_run else "re-encrypted"
         self.stdout.write(
             f"{tally.rotated} {verb}, {tally.current} already on the first key, "
-            f"{len(tally.unreadable)} unreadable (of {tally.total} stored passwords)."
+            f"{len(tally.unreadable)} unreadable (of {tally.total} stored secrets: passwords "
+            "and sign-in tokens)."
         )
-        for pk, name in tally.unreadable:
+        for pk, name, column in tally.unreadable:
+            if column == "password_encrypted":
+                what = "password"
+                fix = f"re-enter the password (smtp_accounts update {pk} --password-stdin)"
+            else:
+                what, fix = "sign-in token", "sign in again on the account's page"
             self.stderr.write(
-                f"Account {name!r} (id {pk}): no key in FERNET_KEYS opens its password; it was "
+                f"Account {name!r} (id {pk}): no key in FERNET_KEYS opens its {what}; it was "
                 f"left unchanged. Add the key it was saved with to FERNET_KEYS and run this "
-                f"again, or re-enter the password (smtp_accounts update {pk} --password-stdin)."
+                f"again, or {fix}."
             )
         if tally.unreadable:
             raise CommandError(

@@ -16,7 +16,7 @@ from django.views.decorators.debug import sensitive_variables
 from smtp_accounts import services
 from smtp_accounts.forms import SmtpAccountForm
 from smtp_accounts.management import output
-from smtp_accounts.models import AccountType, SmtpAccount
+from smtp_accounts.models import AccountType, AuthMethod, SmtpAccount
 
 FORM_FIELDS = SmtpAccountForm.Meta.fields
 
@@ -96,6 +96,9 @@ class Command(BaseCommand):
                             help="Is Active? on")
         active.add_argument("--inactive", dest="is_active", action="store_const", const=False,
                             help="Is Active? off: the account sends nothing")
+        parser.add_argument("--sign-in", dest="auth_method", metavar="METHOD",
+                            help=f"Sign-in: {' or '.join(AuthMethod.values)} (Google and "
+                            "Microsoft only where their OAuth client id is set)")
         parser.add_argument(
             "--password-stdin", action="store_true",
             help="read the password from the first line of stdin (never give it as an argument)",
@@ -287,7 +290,10 @@ class Command(BaseCommand):
             return self._print_json(services.account_as_dict(account))
         state = "verified" if account.is_verified else "not verified"
         self.stdout.write(f"{verb} the account {account.name!r} (id {account.pk}); {state}.")
-        if not account.is_verified:
+        if account.uses_oauth and not account.is_signed_in:
+            label = account.get_auth_method_display()
+            self.stdout.write(f"Sign it in on its page: Edit > Sign in with {label}.")
+        elif not account.is_verified:
             self.stdout.write(f"Verify it with: smtp_accounts test {account.pk} --to EMAIL")
 
     def _print_json(self, value):
