@@ -2,7 +2,8 @@
 
 from django.db import transaction
 
-from ..models import SmtpAccount, TestEmail
+from .. import audit
+from ..models import AccountEvent, SmtpAccount, TestEmail
 
 __all__ = ["AccountNotFound", "account_as_dict", "delete_account", "find_account", "save_account"]
 
@@ -17,8 +18,10 @@ def save_account(account, *, password=None, user=None):
 
     `password`: a new plaintext password, or None to keep the stored one. A change of how the
     account connects (see SmtpAccount.CONNECTION_FIELDS) or a new password makes it unverified
-    and voids every pending test code, since the old proof no longer applies.
+    and voids every pending test code, since the old proof no longer applies. Leaves one
+    audit entry, `created` or `changed` (none for an edit that changed nothing).
     """
+    before = audit.stored_snapshot(account.pk) if account.pk else None
     if password is not None:
         account.set_password(password)
     reconnects = account.changed_fields(SmtpAccount.CONNECTION_FIELDS) or password is not None
@@ -37,11 +40,29 @@ def save_account(account, *, password=None, user=None):
         account.updated_by = user
     account.save(update_fields=fields if account.pk else None)
     account._loaded = {f: getattr(account, f) for f in SmtpAccount.CONNECTION_FIELDS}
+    _record_saved(account, before)
     return account
 
 
+def _record_saved(account, before):
+    """`created` (when `before` is None), else `changed` if any field differs from `before`."""
+    diff = audit.changes(before or {}, audit.snapshot(account))
+    if before is None:
+        audit.record(account, audit.Action.CREATED, diff)
+    elif diff:
+        audit.record(account, audit.Action.CHANGED, diff)
+
+
+@transaction.atomic
 def delete_account(account):
-    """Delete `account`; its queued outbox rows keep their history (account set to NULL)."""
+    """Delete `account`; its queued outbox rows keep their history (account set to NULL).
+
+    Its audit trail stays, under the name it had last (`deleted` records the settings it
+    had, never a secret), so the trail reads as one account's when looked up by that name.
+    """
+    settings_it_had = audit.changes(audit.snapshot(account, secrets=False), {})
+    audit.record(account, audit.Action.DELETED, settings_it_had)
+    AccountEvent.objects.filter(account_id=account.pk).update(account_name=account.name)
     account.delete()
 
 

@@ -4,7 +4,9 @@ Safe to stop and run again: each row is updated on its own, only if its token is
 that was read, and rows already on the first key are skipped.
 """
 
-from .. import crypto
+from django.db import transaction
+
+from .. import audit, crypto
 from ..models import SmtpAccount
 
 __all__ = ["BATCH", "rotate_secret", "secret_rows"]
@@ -15,6 +17,8 @@ BATCH = 500
 def rotate_secret(pk, token, *, dry_run=False):
     """Re-encrypt one account's password. Returns "rotated" or "current".
 
+    A re-encrypted account gets a `key_rotated` audit entry, in the same transaction as the
+    new token, so a run stopped half-way leaves one entry per account it rotated.
     Raises crypto.UndecryptableSecret when no key opens the token (the row is left alone).
     """
     if crypto.is_current(token):
@@ -22,10 +26,14 @@ def rotate_secret(pk, token, *, dry_run=False):
     new_token = crypto.rotate(token)
     if dry_run:
         return "rotated"
-    # Only if nobody saved a new password since we read it (that one is already current).
-    updated = SmtpAccount.objects.filter(pk=pk, password_encrypted=token).update(
-        password_encrypted=new_token
-    )
+    with transaction.atomic():
+        # Only if nobody saved a new password since we read it (that one is already current).
+        updated = SmtpAccount.objects.filter(pk=pk, password_encrypted=token).update(
+            password_encrypted=new_token
+        )
+        if updated:
+            account = SmtpAccount.objects.only("name").get(pk=pk)
+            audit.record(account, audit.Action.KEY_ROTATED)
     return "rotated" if updated else "current"
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from django.core.management.base import BaseCommand, CommandError
 
 from smtp_accounts import crypto
+from smtp_accounts.management.audited import AuditedCommandMixin
 from smtp_accounts.models import SmtpAccount
 from smtp_accounts.services import BATCH, rotate_secret, secret_rows
 
@@ -30,7 +31,7 @@ class Tally:
         return self.rotated + self.current + len(self.unreadable)
 
 
-class Command(BaseCommand):
+class Command(AuditedCommandMixin, BaseCommand):
     help = (
         "Re-encrypt every stored SMTP password with the first key of FERNET_KEYS. Put the new "
         "key first, keep the old ones after it, run this, then drop the old keys."

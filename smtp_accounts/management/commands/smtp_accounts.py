@@ -16,6 +16,7 @@ from django.views.decorators.debug import sensitive_variables
 from smtp_accounts import services
 from smtp_accounts.forms import SmtpAccountForm
 from smtp_accounts.management import output
+from smtp_accounts.management.audited import AuditedCommandMixin
 from smtp_accounts.models import AccountType, SmtpAccount
 
 FORM_FIELDS = SmtpAccountForm.Meta.fields
@@ -33,7 +34,7 @@ class OneLineErrorParser(CommandParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-class Command(BaseCommand):
+class Command(AuditedCommandMixin, BaseCommand):
     help = "List, create, change, delete, test, diagnose and send through the SMTP accounts."
     stealth_options = ("stdin",)
 
