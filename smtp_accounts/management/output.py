@@ -5,8 +5,11 @@ Nothing here prints a password or a confirmation code: the account's secret is n
 
 from django.utils import timezone
 
+from smtp_accounts.services import describe_changes
+
 ACCOUNT_COLUMNS = ("ID", "Name", "Type", "Provider", "Host", "Email", "Active", "Verified",
                    "Last Update")
+HISTORY_COLUMNS = ("When", "Who", "What", "Changes")
 
 
 def table(headers, rows):
@@ -75,6 +78,15 @@ def account_details(account, latest_test=None):
     if account.last_error:
         pairs.append(("Last error", f"{account.last_error} ({when(account.last_error_at)})"))
     return pairs
+
+
+def history_row(event):
+    """One row of `history`: when (to the second), who (and from where), what, and the
+    changes in the page's words, a secret only as "changed"."""
+    who = f"{event.actor} ({event.actor_ip})" if event.actor_ip else event.actor
+    changes = "; ".join(f"{label}: {text}" for label, text in describe_changes(event))
+    at = timezone.localtime(event.at).strftime("%Y-%m-%d %H:%M:%S")
+    return [at, who, event.get_action_display(), changes or "-"]
 
 
 def details(pairs):

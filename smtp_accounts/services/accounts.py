@@ -5,11 +5,18 @@ from django.db import transaction
 from .. import audit
 from ..models import AccountEvent, SmtpAccount, TestEmail
 
-__all__ = ["AccountNotFound", "account_as_dict", "delete_account", "find_account", "save_account"]
+__all__ = [
+    "AccountNotFound", "AmbiguousAccount", "account_as_dict", "delete_account", "find_account",
+    "save_account",
+]
 
 
 class AccountNotFound(LookupError):
     """No account has that id or name."""
+
+
+class AmbiguousAccount(AccountNotFound):
+    """One account has that id and another that name."""
 
 
 @transaction.atomic
@@ -77,7 +84,7 @@ def find_account(identifier):
         raise AccountNotFound(f"No SMTP account has the id or name {identifier!r}.")
     if len(matches) > 1:
         # An account may be named "7" while another has id 7: never guess which one is meant.
-        raise AccountNotFound(
+        raise AmbiguousAccount(
             f"{identifier!r} is both an account's id and another account's name; use the id "
             f"of the one you mean ({matches[0].pk} or {matches[1].pk})."
         )
