@@ -118,7 +118,7 @@ def _plain(value):
 # For the branches that wire sign-in and routing: each is one line where the thing happens.
 
 
-def record_signed_in(account, identity, previous_identity=""):
+def record_signed_in(account, identity, previous_identity=None):
     """`signed_in`: OAuth tokens were stored for `account`, signed in as `identity` (the
     mailbox the provider named). The tokens appear only as "changed". Returns the entry."""
     diff = changes({"identity": previous_identity}, {"identity": identity})
@@ -127,9 +127,8 @@ def record_signed_in(account, identity, previous_identity=""):
 
 def record_paused(account, until, reason=""):
     """`paused`: `account` sends nothing until `until` (a datetime) because of `reason`."""
-    return record(account, Action.PAUSED, changes(
-        {"paused_until": None, "pause_reason": ""}, {"paused_until": until, "pause_reason": reason}
-    ))  # fmt: skip
+    pause = changes({}, {"paused_until": until, "pause_reason": reason})
+    return record(account, Action.PAUSED, pause)
 
 
 def record_resumed(account, paused_until=None):
