@@ -270,6 +270,20 @@ def test_a_worker_that_fails_a_test_email_records_the_system(
     assert AccountEvent.objects.get(action="test_failed").actor_ip is None
 
 
+@pytest.mark.worker
+@flow
+def test_a_test_email_the_queue_could_not_take_is_one_failed_entry(
+    admin_client, smtp_server, smtp_account_for, celery_broker
+):
+    account = smtp_account_for(smtp_server)
+    with celery_broker.unreachable():
+        admin_client.post(reverse("smtp_accounts:test", args=[account.pk]),
+                          {"email": "a@example.com"})  # fmt: skip
+    assert entries() == [("test_requested", "admin"), ("test_failed", "admin")]
+    failed = AccountEvent.objects.get(action="test_failed")
+    assert failed.changes["error"]["new"].startswith("The mail queue could not be reached")
+
+
 # --- what other branches wire: sign-in, pause, resume ---------------------------------------
 
 
