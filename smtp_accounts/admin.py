@@ -6,7 +6,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from . import services
 from .forms import SmtpAccountForm
-from .models import OutboundMessage, SmtpAccount, TestEmail
+from .models import AccountEvent, OutboundMessage, SmtpAccount, TestEmail
 
 
 @admin.register(SmtpAccount)
@@ -43,6 +43,11 @@ class SmtpAccountAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         services.delete_account(obj)
 
+    def delete_queryset(self, request, queryset):
+        # "Delete selected" would delete in bulk, past the service and its audit entries.
+        for account in queryset:
+            services.delete_account(account)
+
 
 @admin.register(OutboundMessage)
 class OutboundMessageAdmin(admin.ModelAdmin):
@@ -70,3 +75,21 @@ class TestEmailAdmin(admin.ModelAdmin):
         "account", "recipient", "requested_by", "status", "error", "attempts", "expires_at",
         "sent_at", "confirmed_at",
     )
+
+
+@admin.register(AccountEvent)
+class AccountEventAdmin(admin.ModelAdmin):
+    """The audit trail, read-only: entries are written by the services, never by hand."""
+
+    list_display = ("at", "account_name", "action", "actor", "actor_ip")
+    list_filter = ("action",)
+    search_fields = ("account_name", "actor")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

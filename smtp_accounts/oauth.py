@@ -32,7 +32,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import crypto
+from . import audit, crypto
 from .models import AuthMethod, SmtpAccount, TestEmail
 from .senders.base import ConfigurationError, TemporaryFailure
 
@@ -227,6 +227,7 @@ def _store_sign_in(account, token, provider):
                 TestEmail.Status.QUEUED, TestEmail.Status.SENT,
             ]).update(status=TestEmail.Status.SUPERSEDED)
         SmtpAccount.objects.filter(pk=row.pk).update(**fields)
+        audit.record_signed_in(row, identity, previous_identity=row.signed_in_as or None)
     account.refresh_from_db()
 
 
@@ -248,8 +249,7 @@ def _identity(token):
 
 
 def _signed_in(account):
-    """An account was signed in: the one place to hang follow-ups (the audit trail's
-    `signed_in` entry is wired here)."""
+    """An account was signed in (its audit entry was written with the tokens)."""
     logger.info("SMTP account %s (id %s) signed in with %s", account, account.pk,
                 account.get_auth_method_display())
 

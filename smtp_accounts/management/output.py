@@ -5,8 +5,11 @@ Nothing here prints a password or a confirmation code: the account's secret is n
 
 from django.utils import timezone
 
+from smtp_accounts.services import describe_changes
+
 ACCOUNT_COLUMNS = ("ID", "Name", "Type", "Provider", "Host", "Email", "Active", "Verified",
                    "Last Update")
+HISTORY_COLUMNS = ("When", "Who", "What", "Changes")
 
 
 def table(headers, rows):
@@ -85,6 +88,13 @@ def sign_in_details(account):
     if account.is_signed_in:
         return [("Signed in", f"yes, as {account.signed_in_as}")]
     return [("Signed in", "no: Edit > Sign in on its page")]
+def history_row(event):
+    """One row of `history`: when (to the second), who (and from where), what, and the
+    changes in the page's words, a secret only as "changed"."""
+    who = f"{event.actor} ({event.actor_ip})" if event.actor_ip else event.actor
+    changes = "; ".join(f"{label}: {text}" for label, text in describe_changes(event))
+    at = timezone.localtime(event.at).strftime("%Y-%m-%d %H:%M:%S")
+    return [at, who, event.get_action_display(), changes or "-"]
 
 
 def details(pairs):

@@ -9,6 +9,7 @@ from .accounts import *  # noqa: F403
 from .connections import *  # noqa: F403
 from .delivery import *  # noqa: F403
 from .diagnostics import *  # noqa: F403
+from .history import *  # noqa: F403
 from .keys import *  # noqa: F403
 from .outbox import *  # noqa: F403
 from .verification import *  # noqa: F403

@@ -2,13 +2,21 @@
 
 from django.db import transaction
 
-from ..models import SmtpAccount, TestEmail
+from .. import audit
+from ..models import AccountEvent, SmtpAccount, TestEmail
 
-__all__ = ["AccountNotFound", "account_as_dict", "delete_account", "find_account", "save_account"]
+__all__ = [
+    "AccountNotFound", "AmbiguousAccount", "account_as_dict", "delete_account", "find_account",
+    "save_account",
+]
 
 
 class AccountNotFound(LookupError):
     """No account has that id or name."""
+
+
+class AmbiguousAccount(AccountNotFound):
+    """One account has that id and another that name."""
 
 
 @transaction.atomic
@@ -17,8 +25,10 @@ def save_account(account, *, password=None, user=None):
 
     `password`: a new plaintext password, or None to keep the stored one. A change of how the
     account connects (see SmtpAccount.CONNECTION_FIELDS) or a new password makes it unverified
-    and voids every pending test code, since the old proof no longer applies.
+    and voids every pending test code, since the old proof no longer applies. Leaves one
+    audit entry, `created` or `changed` (none for an edit that changed nothing).
     """
+    before = audit.stored_snapshot(account.pk) if account.pk else None
     if password is not None:
         account.set_password(password)
     reconnects = account.changed_fields(SmtpAccount.CONNECTION_FIELDS) or password is not None
@@ -41,11 +51,29 @@ def save_account(account, *, password=None, user=None):
         account.updated_by = user
     account.save(update_fields=fields if account.pk else None)
     account._loaded = {f: getattr(account, f) for f in SmtpAccount.CONNECTION_FIELDS}
+    _record_saved(account, before)
     return account
 
 
+def _record_saved(account, before):
+    """`created` (when `before` is None), else `changed` if any field differs from `before`."""
+    diff = audit.changes(before or {}, audit.snapshot(account))
+    if before is None:
+        audit.record(account, audit.Action.CREATED, diff)
+    elif diff:
+        audit.record(account, audit.Action.CHANGED, diff)
+
+
+@transaction.atomic
 def delete_account(account):
-    """Delete `account`; its queued outbox rows keep their history (account set to NULL)."""
+    """Delete `account`; its queued outbox rows keep their history (account set to NULL).
+
+    Its audit trail stays, under the name it had last (`deleted` records the settings it
+    had, never a secret), so the trail reads as one account's when looked up by that name.
+    """
+    settings_it_had = audit.changes(audit.snapshot(account, secrets=False), {})
+    audit.record(account, audit.Action.DELETED, settings_it_had)
+    AccountEvent.objects.filter(account_id=account.pk).update(account_name=account.name)
     account.delete()
 
 
@@ -60,7 +88,7 @@ def find_account(identifier):
         raise AccountNotFound(f"No SMTP account has the id or name {identifier!r}.")
     if len(matches) > 1:
         # An account may be named "7" while another has id 7: never guess which one is meant.
-        raise AccountNotFound(
+        raise AmbiguousAccount(
             f"{identifier!r} is both an account's id and another account's name; use the id "
             f"of the one you mean ({matches[0].pk} or {matches[1].pk})."
         )

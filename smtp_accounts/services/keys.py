@@ -4,14 +4,38 @@ Safe to stop and run again: each row is updated on its own, only if its token is
 that was read, and rows already on the first key are skipped.
 """
 
-from .. import crypto
+from django.db import transaction
+
+from .. import audit, crypto
 from ..models import SmtpAccount
 
-__all__ = ["BATCH", "SECRET_COLUMNS", "rotate_secret", "secret_rows"]
+__all__ = ["BATCH", "SECRET_COLUMNS", "rotate_account", "rotate_secret", "secret_rows"]
 
 BATCH = 500
 # Every column holding a Fernet token: the password and the OAuth sign-in's tokens.
 SECRET_COLUMNS = ("password_encrypted", *SmtpAccount.TOKEN_FIELDS)
+
+
+def rotate_account(pk, tokens, *, dry_run=False):
+    """Re-encrypt the secrets of account `pk` (`tokens` maps each column to the token read).
+
+    Returns {column: "rotated" | "current" | "unreadable"}. An account whose secrets were
+    re-encrypted gets one `key_rotated` audit entry naming them, in the same transaction as
+    the new tokens, so a run stopped half-way leaves one entry per account it rotated.
+    """
+    outcomes = {}
+    with transaction.atomic():
+        for column, token in tokens.items():
+            try:
+                outcomes[column] = rotate_secret(pk, token, column=column, dry_run=dry_run)
+            except crypto.UndecryptableSecret:
+                outcomes[column] = "unreadable"
+        rotated = [column for column, outcome in outcomes.items() if outcome == "rotated"]
+        if rotated and not dry_run:
+            account = SmtpAccount.objects.only("name").get(pk=pk)
+            audit.record(account, audit.Action.KEY_ROTATED,
+                         {audit.SECRET_FIELDS[column]: audit.CHANGED for column in rotated})
+    return outcomes
 
 
 def rotate_secret(pk, token, *, column="password_encrypted", dry_run=False):

@@ -1,11 +1,13 @@
 """`manage.py smtp_accounts`: every subcommand through call_command, one through a subprocess."""
 
+import getpass
 import io
 import json
 import os
 import re
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -518,3 +520,70 @@ def test_show_and_list_never_print_a_token(oauth_server, make_account):
     printed = run("show", "Gmail") + run("show", "Gmail", "--json") + run("list", "--json")
     assert '"signed_in": true' in printed and "crm-sender@example.com" in printed
     assert not any(token in printed for token in oauth_server.live_tokens())
+# --- history ---------------------------------------------------------------------------------
+
+EVENT_KEYS = {"at", "actor", "action", "changes"}
+
+
+def test_history_lists_who_changed_what_newest_first(make_account):
+    account = make_account(name="Relay", password="stored-secret")
+    run("update", "Relay", "--port", "465", "--security", "ssl", "--password-stdin",
+        stdin=io.StringIO("new-secret\n"))
+    run("update", "Relay", "--from-name", "CRM Team")
+    output = run("history", "Relay")
+    lines = output.splitlines()
+    assert lines[0].split() == ["When", "Who", "What", "Changes"]
+    assert "Changed" in lines[2] and "From Name: CRM → CRM Team" in lines[2]
+    assert "Port: 587 → 465" in lines[3] and "Password: changed" in lines[3]
+    assert run("history", str(account.pk)) == output
+    account.refresh_from_db()
+    for secret in ("stored-secret", "new-secret", account.password_encrypted):
+        assert secret not in output
+
+
+def test_history_json_is_the_contracts_array(make_account):
+    make_account(name="Relay", password="stored-secret")
+    run("update", "Relay", "--inactive")
+    output = run("history", "Relay", "--json")
+    [event] = json.loads(output)
+    assert set(event) == EVENT_KEYS
+    assert event["action"] == "changed" and event["actor"].startswith("command:")
+    assert event["changes"] == {"is_active": {"old": True, "new": False}}
+    assert datetime.fromisoformat(event["at"]).tzinfo is not None
+
+
+def test_history_of_a_deleted_account_by_its_name(make_account):
+    make_account(name="Relay")
+    run("update", "Relay", "--host", "smtp.other.example", "--password-stdin",
+        stdin=io.StringIO("new-secret\n"))
+    run("delete", "Relay", "--yes")
+    events = json.loads(run("history", "Relay", "--json"))
+    assert [event["action"] for event in events] == ["deleted", "changed"]
+    assert "new-secret" not in json.dumps(events)
+
+
+def test_history_of_an_account_nobody_changed_yet(make_account):
+    make_account(name="Relay")  # made directly in the database, as before the trail existed
+    assert run("history", "Relay") == "No changes to 'Relay' have been recorded yet.\n"
+    assert json.loads(run("history", "Relay", "--json")) == []
+
+
+def test_history_of_an_unknown_account_is_a_one_line_error(tmp_path):
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    result = manage(tmp_path, "smtp_accounts", "history", "Nope", "--json")
+    assert one_line_error(result) == (
+        "CommandError: No SMTP account, living or deleted, has the id or name 'Nope'."
+    )
+    assert result.returncode == 1 and result.stdout == ""
+
+
+def test_the_real_command_line_records_the_os_user(tmp_path):
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    created = manage(tmp_path, "smtp_accounts", "create", *INTERNAL, "--password-stdin",
+                     stdin="from-a-pipe\n")
+    assert created.returncode == 0, created.stderr
+    history = manage(tmp_path, "smtp_accounts", "history", "Support", "--json")
+    [event] = json.loads(history.stdout)
+    assert (event["action"], event["actor"]) == ("created", f"command:{getpass.getuser()}")
+    assert event["changes"]["password"] == "changed"
+    assert "from-a-pipe" not in history.stdout

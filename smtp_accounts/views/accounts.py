@@ -14,6 +14,7 @@ from django.views.generic import CreateView, DeleteView, ListView, UpdateView
 from .. import services
 from ..forms import SmtpAccountForm
 from ..models import AccountType, Provider, SmtpAccount, TestEmail
+from .history import history_page
 
 
 class AccountListView(PermissionRequiredMixin, ListView):
@@ -102,6 +103,10 @@ class AccountUpdateView(PermissionRequiredMixin, AccountFormMixin, UpdateView):
 
     permission_required = "smtp_accounts.change_smtpaccount"
     success_message = "SMTP account “{name}” was saved."
+
+    def get_context_data(self, **kwargs):
+        history = history_page(self.request, services.account_history(self.object))
+        return super().get_context_data(history=history, **kwargs)
 
     def form_valid(self, form):
         was_verified = form.instance.verified_at is not None

@@ -6,13 +6,14 @@ rows already on the first key are skipped.
 """
 
 from dataclasses import dataclass, field
+from itertools import groupby
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
-from smtp_accounts import crypto
+from smtp_accounts.management.audited import AuditedCommandMixin
 from smtp_accounts.models import SmtpAccount
-from smtp_accounts.services import BATCH, SECRET_COLUMNS, rotate_secret, secret_rows
+from smtp_accounts.services import BATCH, SECRET_COLUMNS, rotate_account, secret_rows
 
 BAR_WIDTH = 30
 
@@ -31,7 +32,7 @@ class Tally:
         return self.rotated + self.current + len(self.unreadable)
 
 
-class Command(BaseCommand):
+class Command(AuditedCommandMixin, BaseCommand):
     help = (
         "Re-encrypt every stored SMTP password and sign-in token with the first key of "
         "FERNET_KEYS. Put the new "
@@ -51,14 +52,14 @@ class Command(BaseCommand):
         pks = list(accounts.values_list("pk", flat=True))
         tally = Tally(total=sum(
             accounts.exclude(**{column: ""}).count() for column in SECRET_COLUMNS))
-        for pk, name, column, token in secret_rows(pks):
-            try:
-                outcome = rotate_secret(pk, token, column=column, dry_run=dry_run)
-            except crypto.UndecryptableSecret:
-                tally.unreadable.append((pk, name, column))
-            else:
-                setattr(tally, outcome, getattr(tally, outcome) + 1)
-            self._progress(tally)
+        for (pk, name), rows in groupby(secret_rows(pks), key=lambda row: row[:2]):
+            tokens = {column: token for _, _, column, token in rows}
+            for column, outcome in rotate_account(pk, tokens, dry_run=dry_run).items():
+                if outcome == "unreadable":
+                    tally.unreadable.append((pk, name, column))
+                else:
+                    setattr(tally, outcome, getattr(tally, outcome) + 1)
+                self._progress(tally)
         self._finish(tally, dry_run)
 
     def _progress(self, tally):

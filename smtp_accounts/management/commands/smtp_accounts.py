@@ -16,6 +16,7 @@ from django.views.decorators.debug import sensitive_variables
 from smtp_accounts import services
 from smtp_accounts.forms import SmtpAccountForm
 from smtp_accounts.management import output
+from smtp_accounts.management.audited import AuditedCommandMixin
 from smtp_accounts.models import AccountType, AuthMethod, SmtpAccount
 
 FORM_FIELDS = SmtpAccountForm.Meta.fields
@@ -33,7 +34,7 @@ class OneLineErrorParser(CommandParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-class Command(BaseCommand):
+class Command(AuditedCommandMixin, BaseCommand):
     help = "List, create, change, delete, test, diagnose and send through the SMTP accounts."
     stealth_options = ("stdin",)
 
@@ -62,6 +63,7 @@ class Command(BaseCommand):
         confirm.add_argument("code", help="the six digits from the test email")
         self._check_options(sub.add_parser("check", help="diagnose the connection; sends nothing"))
         self._send_options(sub.add_parser("send", help="queue an email through a ready account"))
+        self._json_flag(self._for_account(sub, "history", "who changed what, newest first"))
 
     def _for_account(self, subparsers, name, help_text):
         parser = subparsers.add_parser(name, help=help_text)
@@ -226,6 +228,15 @@ class Command(BaseCommand):
             raise CommandError(f"{summary}: {message.last_error}")
         reason = f" (will retry: {message.last_error})" if message.last_error else ""
         self.stdout.write(summary + reason)
+
+    def handle_history(self, options):
+        name, events = services.find_history(options["account"])
+        events = list(events)
+        if options["json"]:
+            return self._print_json([services.event_as_dict(event) for event in events])
+        if not events:
+            return self.stdout.write(f"No changes to {name!r} have been recorded yet.")
+        self._print_lines(output.table(output.HISTORY_COLUMNS, map(output.history_row, events)))
 
     # --- helpers -------------------------------------------------------------------------
 
