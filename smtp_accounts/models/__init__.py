@@ -1,13 +1,11 @@
 from .account import AccountType, AuthMethod, Provider, Security, SmtpAccount
 from .audit import AccountEvent
-from .outbox import OutboundMessage
 from .verification import TestEmail
 
 __all__ = [
     "AccountEvent",
     "AccountType",
     "AuthMethod",
-    "OutboundMessage",
     "Provider",
     "Security",
     "SmtpAccount",
