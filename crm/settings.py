@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "anymail",
     "smtp_accounts",
+    "outbox",
 ]
 
 MIDDLEWARE = [
