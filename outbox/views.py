@@ -43,6 +43,7 @@ class MailLogView(PermissionRequiredMixin, ListView):
             filtered=bool(filters),
             query_string=params.urlencode(),
             retry_account=filters.get("account"),
+            count_limit=f"{log.COUNT_LIMIT:,}",
             **kwargs,
         )
 
