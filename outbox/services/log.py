@@ -51,7 +51,8 @@ class CappedPaginator(Paginator):
 
     @cached_property
     def count(self):
-        return self.object_list[: COUNT_LIMIT + 1].count()
+        # No ORDER BY: counting needs no sort, and the LIMIT stops the scan early.
+        return self.object_list.order_by()[: COUNT_LIMIT + 1].count()
 
     @property
     def is_capped(self):
