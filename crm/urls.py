@@ -10,7 +10,6 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("settings/smtp-accounts/", include("smtp_accounts.urls")),
-    path("settings/mail-log/", include("outbox.urls")),
     path("admin/", admin.site.urls),
-    path("anymail/", include("anymail.urls")),
+    path("", include("outbox.urls")),
 ]

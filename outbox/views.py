@@ -81,7 +81,7 @@ class RetryView(PermissionRequiredMixin, View):
         except log.MessageNotFound as err:
             raise Http404(str(err)) from err
         if retry.retry_message(message):
-            messages.success(request, f"Message {message.pk} is queued again; it goes out now.")
+            messages.success(request, f"Message {message.pk} is queued again.")
         else:
             messages.warning(
                 request, f"Message {message.pk} is {message.get_status_display().lower()}, "

@@ -1,4 +1,5 @@
-"""Mail Log fixtures: messages with a history, and users with the message permissions."""
+"""Fixtures of the outbox tests: ready accounts, messages with a history, and users with
+the message permissions (the Mail Log)."""
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -41,5 +42,16 @@ def make_log_user(db):
             Permission.objects.filter(content_type__app_label="outbox", codename__in=codenames)
         )
         return user
+
+    return make
+
+
+@pytest.fixture
+def ready(smtp_server, smtp_account_for):
+    """ready(account_type="system", **fields) -> a verified, active account on smtp_server."""
+
+    def make(account_type="system", **fields):
+        fields = {"verified_at": timezone.now(), **fields}
+        return smtp_account_for(smtp_server, account_type=account_type, **fields)
 
     return make

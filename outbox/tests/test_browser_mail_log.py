@@ -35,8 +35,12 @@ def test_find_a_refused_message_read_why_and_retry_it(logged_in_page, smtp_serve
     services.send_email(account_type="system", to=["anna@example.org"], subject="Welcome aboard",
                         body="Hello")  # fmt: skip
     smtp_server.reject_recipient("gone@example.org", "550 5.1.1 No such user here")
-    services.send_email(account_type="system", to=["gone@example.org"],
-                        subject="Reset your password", body="https://crm/reset/secret-token")
+    services.send_email(
+        account_type="system",
+        to=["gone@example.org"],
+        subject="Reset your password",
+        body="https://crm/reset/secret-token",
+    )
     message = OutboundMessage.objects.get(subject="Reset your password")
     assert message.status == "failed"  # no broker: delivered (and refused) in this process
 
@@ -80,8 +84,11 @@ def test_retry_failed_asks_first_then_says_how_many(logged_in_page, smtp_server,
     for subject in ("Invoice 1", "Invoice 2"):
         services.send_email(account_type="system", to=["gone@example.org"], subject=subject,
                             body="x")  # fmt: skip
-    page.goto(page.url.replace("/settings/smtp-accounts/", f"/settings/mail-log/?account="
-                                                            f"{account.pk}&status=failed"))
+    page.goto(
+        page.url.replace(
+            "/settings/smtp-accounts/", f"/settings/mail-log/?account={account.pk}&status=failed"
+        )
+    )
     page.get_by_role("link", name="Retry failed").click()
     expect(page.get_by_role("heading", name=f"Retry failed mail of “{LONG_NAME}”?")).to_be_visible()
     expect(page.get_by_text("2 failed messages")).to_be_visible()

@@ -148,6 +148,7 @@ def test_retry_sends_a_failed_message_again_keeping_its_history_and_message_id(
     assert message.status == "sent"
     assert message.attempts == 1  # the attempt limit started afresh
     assert message.history.filter(code=550).count() == 2  # the earlier attempts are kept
+    assert message.history.last().outcome == "sent"
     [received] = smtp_server.messages
     assert received.message["Message-ID"] == message_id
     assert response.context["message_id"] == message_id

@@ -31,7 +31,7 @@ def send_one(account, message=None):
 def test_starttls_send_delivers_with_account_from_and_login(smtp_server, smtp_account_for):
     account = smtp_account_for(smtp_server)
 
-    message_id = send_one(account)
+    message_id = send_one(account).provider_id
 
     [received] = smtp_server.messages
     assert received.message["From"] == "CRM <crm@example.com>"
@@ -79,7 +79,7 @@ def test_one_connection_serves_several_sends(smtp_server, smtp_account_for):
     account = smtp_account_for(smtp_server)
 
     with get_sender(account) as sender:
-        ids = [sender.send(make_message(subject=f"Message {n}")) for n in range(3)]
+        ids = [sender.send(make_message(subject=f"Message {n}")).provider_id for n in range(3)]
 
     assert smtp_server.connections == 1
     assert smtp_server.logins == [smtp_server.username]

@@ -7,17 +7,16 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from outbox.models import OutboundMessage
-
 LIST = reverse("smtp_accounts:list")
 
 
 def _message(account, status, age=timedelta(minutes=5)):
-    message = OutboundMessage.objects.create(
-        account=account, account_type=account.account_type, from_email=account.email,
+    # Through the reverse relation: smtp_accounts never imports outbox (test_layout.py).
+    message = account.messages.create(
+        account_type=account.account_type, from_email=account.email,
         to=["someone@example.org"], subject="Hello", status=status,
     )  # fmt: skip
-    OutboundMessage.objects.filter(pk=message.pk).update(created_at=timezone.now() - age)
+    account.messages.filter(pk=message.pk).update(created_at=timezone.now() - age)
 
 
 def test_each_row_counts_its_last_day_and_links_the_log(admin_client, make_account):

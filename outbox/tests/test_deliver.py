@@ -1,4 +1,4 @@
-"""The outbox service against a real aiosmtpd server: queue, claim, send, retry, sweep.
+"""Delivery against a real aiosmtpd server: queue, claim, send, retry, history.
 
 Tasks run inline here (no broker); test_worker.py runs them in a real worker.
 """
@@ -9,25 +9,13 @@ from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
-from django.db import transaction
 from django.utils import timezone
 
-from smtp_accounts import services
-from smtp_accounts.models import OutboundMessage, SmtpAccount
-from smtp_accounts.services import delivery, outbox
+from outbox import policy, services
+from outbox.models import OutboundMessage
+from smtp_accounts.models import SmtpAccount
 
 Status = OutboundMessage.Status
-
-
-@pytest.fixture
-def ready(smtp_server, smtp_account_for):
-    """ready(account_type="system", **fields) -> a verified, active account on smtp_server."""
-
-    def make(account_type="system", **fields):
-        fields = {"verified_at": timezone.now(), **fields}
-        return smtp_account_for(smtp_server, account_type=account_type, **fields)
-
-    return make
 
 
 def send(account_type="system", **fields):
@@ -35,96 +23,12 @@ def send(account_type="system", **fields):
     return services.send_email(account_type=account_type, **{**values, **fields})
 
 
-def test_send_email_delivers_through_the_ready_account_after_commit(
-    ready, smtp_server, django_capture_on_commit_callbacks
-):
-    account = ready()
-    with django_capture_on_commit_callbacks(execute=True):
-        message = send(html_body="<p>Hello Ann</p>")
-        assert smtp_server.messages == []  # nothing leaves before the commit
-
-    message.refresh_from_db()
-    assert message.status == Status.SENT
-    assert message.account == account and message.attempts == 1
-    [received] = smtp_server.messages
-    assert received.rcpt_tos == ["ann@example.com"]
-    assert received.message["From"] == "CRM <crm@example.com>"
-    assert received.message["Subject"] == "Invoice 42"
-    assert received.message.get_body(("plain",)).get_content().strip() == "Hello Ann"
-    assert "<p>Hello Ann</p>" in received.message.get_body(("html",)).get_content()
-    assert message.provider_message_id == received.message["Message-ID"]
-
-
-def test_a_rolled_back_transaction_sends_nothing(
-    ready, smtp_server, django_capture_on_commit_callbacks
-):
-    ready()
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            send()
-            raise RuntimeError("the caller's work failed")
-
-    assert callbacks == [] and not OutboundMessage.objects.exists()
-    assert smtp_server.messages == []
-
-
-def test_mail_goes_through_the_account_of_its_type(ready, smtp_server):
-    ready("system", name="System")
-    ready("campaigns", name="Old campaigns", is_active=False)
-    ready("campaigns", name="Unverified campaigns", verified_at=None)
-    campaigns = ready("campaigns", name="Campaigns")
-
-    assert send("campaigns").account == campaigns
-
-
-def test_no_ready_account_of_the_type_is_a_clear_error(ready):
-    ready("system", is_active=False)
-
-    with pytest.raises(services.NoReadyAccount) as caught:
-        send("system")
-    assert str(caught.value).startswith(
-        "There is no active and verified System account, so the email was not sent."
-    )
-    assert "System Settings > SMTP Accounts" in str(caught.value)
-    with pytest.raises(ValueError, match="Unknown account type 'newsletters'"):
-        send("newsletters")
-
-
-@pytest.mark.parametrize(
-    ("fields", "error"),
-    [
-        ({"to": []}, "no recipient"),
-        ({"to": ["not an address"]}, "'not an address' is not a valid email address"),
-        ({"subject": "Hi\nBcc: everyone@example.com"}, "newlines"),
-        ({"body": "binary\x00junk"}, "Remove NUL characters"),
-    ],
-)
-def test_a_message_that_cannot_go_is_refused_before_it_is_queued(ready, fields, error):
-    ready()
-
-    with pytest.raises(ValueError, match=error):
-        send(**fields)
-    assert not OutboundMessage.objects.exists()
-
-
-def test_an_idempotency_key_queues_and_sends_once(
-    ready, smtp_server, django_capture_on_commit_callbacks
-):
-    ready()
-    with django_capture_on_commit_callbacks(execute=True):
-        first = send(idempotency_key="invoice-42")
-        second = send(idempotency_key="invoice-42")
-
-    assert first.pk == second.pk and OutboundMessage.objects.count() == 1
-    assert len(smtp_server.messages) == 1
-
-
 def test_a_message_delivered_twice_is_sent_once(ready, smtp_server):
     ready()
     message = send()
 
-    assert services.deliver_message(message.pk) is None
-    assert services.deliver_message(message.pk) is None  # e.g. a task Redis redelivered
+    services.deliver_message(message.pk)
+    services.deliver_message(message.pk)  # e.g. a task Redis redelivered
     assert len(smtp_server.messages) == 1
 
 
@@ -134,28 +38,31 @@ def test_a_temporary_failure_queues_a_retry_with_backoff(ready, smtp_server):
     smtp_server.fail("rcpt", "451 4.3.0 Try again later")
 
     before = timezone.now()
-    retry_in = services.deliver_message(message.pk)
+    services.deliver_message(message.pk)
 
     message.refresh_from_db()
     assert message.status == Status.QUEUED and message.attempts == 1
     assert message.error_kind == "temporary" and "451 4.3.0 Try again later" in message.last_error
-    assert delivery.BACKOFF_BASE / 2 <= retry_in <= delivery.BACKOFF_BASE
-    assert message.next_attempt_at >= before + timedelta(seconds=retry_in)
+    wait = (message.next_attempt_at - before).total_seconds()
+    assert policy.BACKOFF_BASE / 2 <= wait <= policy.BACKOFF_BASE + 1
+    assert message.enqueued_at is None  # no task waits for it: the scheduler's tick will
     # Not due yet: a stray delivery does not jump the backoff.
-    assert services.deliver_message(message.pk) is None
+    services.deliver_message(message.pk)
+    message.refresh_from_db()
+    assert message.attempts == 1
 
 
 def test_a_temporary_failure_fails_the_message_after_the_last_attempt(ready, smtp_server):
     ready()
     message = send()
-    OutboundMessage.objects.filter(pk=message.pk).update(attempts=outbox.MAX_ATTEMPTS - 1)
+    OutboundMessage.objects.filter(pk=message.pk).update(attempts=policy.MAX_ATTEMPTS - 1)
     smtp_server.fail("rcpt", "451 4.3.0 Try again later")
 
-    assert services.deliver_message(message.pk) is None
+    services.deliver_message(message.pk)
 
     message.refresh_from_db()
     assert message.status == Status.FAILED
-    assert message.last_error.startswith(f"Gave up after {outbox.MAX_ATTEMPTS} attempts.")
+    assert message.last_error.startswith(f"Gave up after {policy.MAX_ATTEMPTS} attempts.")
 
 
 def test_a_permanent_failure_fails_the_message_with_its_reason(ready, smtp_server):
@@ -163,7 +70,7 @@ def test_a_permanent_failure_fails_the_message_with_its_reason(ready, smtp_serve
     message = send(to=["nobody@example.com"])
     smtp_server.reject_recipient("nobody@example.com", "550 5.1.1 No such user")
 
-    assert services.deliver_message(message.pk) is None
+    services.deliver_message(message.pk)
 
     message.refresh_from_db()
     assert message.status == Status.FAILED and message.error_kind == "permanent"
@@ -174,7 +81,7 @@ def test_a_configuration_error_fails_the_message_and_shows_on_the_account(ready,
     account = ready(password="not-the-password")
     message = send()
 
-    assert services.deliver_message(message.pk) is None
+    services.deliver_message(message.pk)
 
     message.refresh_from_db()
     account.refresh_from_db()
@@ -201,17 +108,17 @@ def test_mail_of_an_account_deactivated_meanwhile_waits_for_it(ready, smtp_serve
     message = send()
     SmtpAccount.objects.filter(pk=account.pk).update(is_active=False)
 
-    assert services.deliver_message(message.pk) > 0
+    services.deliver_message(message.pk)
 
     message.refresh_from_db()
-    assert message.status == Status.QUEUED
+    assert message.status == Status.QUEUED and message.next_attempt_at > timezone.now()
     assert message.last_error == "The account “Billing” is not active and verified; waiting for it."
     assert smtp_server.messages == []
 
 
 def test_a_batch_claims_due_mail_of_one_account_and_sends_it_on_one_connection(ready, smtp_server):
     account, other = ready("campaigns"), ready("system")
-    for number in range(outbox.BATCH_SIZE + 5):
+    for number in range(policy.BATCH_SIZE + 5):
         send("campaigns", to=[f"reader{number}@example.com"])
     waiting = send("campaigns", to=["later@example.com"])
     OutboundMessage.objects.filter(pk=waiting.pk).update(
@@ -220,17 +127,17 @@ def test_a_batch_claims_due_mail_of_one_account_and_sends_it_on_one_connection(r
     send("system")
 
     batch = services.claim_batch(account.pk)
-    assert len(batch) == outbox.BATCH_SIZE and {m.account_id for m in batch} == {account.pk}
+    assert len(batch) == policy.BATCH_SIZE and {m.account_id for m in batch} == {account.pk}
     assert len(services.claim_batch(account.pk)) == 5  # the rest; claimed rows stay claimed
     assert services.claim_batch(account.pk) == []
-    assert services.deliver_claimed(batch) is None
+    assert services.deliver_claimed(batch) is False  # nothing put back
 
     assert smtp_server.connections == 1
     assert [m.rcpt_tos[0] for m in smtp_server.messages] == [
-        f"reader{number}@example.com" for number in range(outbox.BATCH_SIZE)
+        f"reader{number}@example.com" for number in range(policy.BATCH_SIZE)
     ]
     sent = OutboundMessage.objects.filter(account=account, status=Status.SENT)
-    assert sent.count() == outbox.BATCH_SIZE
+    assert sent.count() == policy.BATCH_SIZE
     assert OutboundMessage.objects.get(account=other).status == Status.QUEUED
 
 
@@ -238,9 +145,9 @@ def test_a_batch_out_of_time_puts_its_unsent_mail_back_untried(ready, smtp_serve
     account = ready("campaigns")
     for number in range(3):
         send("campaigns", to=[f"reader{number}@example.com"])
-    monkeypatch.setattr(delivery, "BATCH_TIME_BUDGET", 0)  # spent before the first message
+    monkeypatch.setattr(policy, "BATCH_TIME_BUDGET", 0)  # spent before the first message
 
-    assert services.deliver_claimed(services.claim_batch(account.pk)) == 0  # go on at once
+    assert services.deliver_claimed(services.claim_batch(account.pk)) is True  # go on at once
 
     assert smtp_server.messages == []
     assert {(row.status, row.attempts) for row in OutboundMessage.objects.all()} == {
@@ -268,7 +175,7 @@ def test_a_batch_that_cannot_connect_puts_every_message_off(ready, smtp_server, 
         send("campaigns", to=[f"reader{number}@example.com"])
     SmtpAccount.objects.filter(pk=account.pk).update(port=1)  # nothing listens there
 
-    assert services.deliver_claimed(services.claim_batch(account.pk)) > 0
+    services.deliver_claimed(services.claim_batch(account.pk))
 
     rows = OutboundMessage.objects.all()
     assert {row.status for row in rows} == {Status.QUEUED}
@@ -322,55 +229,9 @@ def test_a_kept_connection_the_server_hung_up_on_is_replaced(impatient_server, m
     assert OutboundMessage.objects.filter(status=Status.SENT).count() == 2
 
 
-def test_the_sweeper_resends_mail_of_a_worker_that_died(ready, smtp_server):
-    ready()
-    message = send()
-    assert OutboundMessage.objects.claim(message.pk, outbox.LEASE)  # the worker then died
-    assert services.sweep_outbox()["revived"] == 0  # its lease still runs
-
-    OutboundMessage.objects.filter(pk=message.pk).update(
-        lease_until=timezone.now() - timedelta(seconds=1)
-    )
-    result = services.sweep_outbox()
-
-    assert result["revived"] == 1 and result["enqueued"] == 1
-    message.refresh_from_db()
-    assert message.status == Status.SENT and message.attempts == 2
-    assert len(smtp_server.messages) == 1
-
-
-def test_the_sweeper_enqueues_mail_whose_task_was_lost(ready, smtp_server):
-    ready()
-    lost, fresh = send(), send(to=["bob@example.com"])
-    OutboundMessage.objects.filter(pk=lost.pk).update(
-        next_attempt_at=timezone.now() - outbox.SWEEP_AFTER
-    )
-
-    assert services.sweep_outbox()["enqueued"] == 1
-
-    assert [m.rcpt_tos for m in smtp_server.messages] == [["ann@example.com"]]
-    fresh.refresh_from_db()
-    assert fresh.status == Status.QUEUED  # still has its own task on the way
-
-
-def test_the_sweeper_gives_up_on_mail_that_keeps_stopping_its_worker(ready):
-    ready()
-    message = send()
-    OutboundMessage.objects.filter(pk=message.pk).update(
-        status=Status.SENDING, attempts=outbox.MAX_ATTEMPTS,
-        lease_until=timezone.now() - timedelta(seconds=1),
-    )  # fmt: skip
-
-    assert services.sweep_outbox()["failed"] == 1
-
-    message.refresh_from_db()
-    assert message.status == Status.FAILED
-    assert "the worker stopped while sending" in message.last_error
-
-
 @pytest.mark.parametrize("attempts", [1, 2, 5, 20])
 def test_retry_delays_grow_exponentially_with_jitter_up_to_a_cap(attempts):
-    ceiling = min(delivery.BACKOFF_CAP, delivery.BACKOFF_BASE * 2 ** (attempts - 1))
+    ceiling = min(policy.BACKOFF_CAP, policy.BACKOFF_BASE * 2 ** (attempts - 1))
 
     delays = {services.retry_delay(attempts) for _ in range(50)}
 
