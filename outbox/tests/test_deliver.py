@@ -9,10 +9,12 @@ from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from outbox import policy, services
-from outbox.models import OutboundMessage
+from outbox.models import Attempt, OutboundMessage
 from smtp_accounts.models import SmtpAccount
 
 Status = OutboundMessage.Status
@@ -237,3 +239,94 @@ def test_retry_delays_grow_exponentially_with_jitter_up_to_a_cap(attempts):
 
     assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
     assert len(delays) > 1
+
+
+def test_every_try_is_in_the_history_with_the_servers_reply(ready, smtp_server):
+    account = ready(name="Relay")
+    message = send()
+    smtp_server.fail("rcpt", "451 4.3.0 Try again later")
+    services.deliver_message(message.pk)
+    smtp_server.reset()
+    OutboundMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+    services.deliver_message(message.pk)
+
+    first, second = Attempt.objects.filter(message=message)
+    assert (first.outcome, first.code, first.account, first.account_name) == (
+        "temporary", 451, account, "Relay")  # fmt: skip
+    assert "451 4.3.0 Try again later" in first.reason
+    assert first.recipients == [{"email": "ann@example.com", "outcome": "refused", "code": 451,
+                                 "reason": "4.3.0 Try again later"}]  # fmt: skip
+    assert (second.outcome, second.code) == ("sent", 250)
+    assert second.recipients == [
+        {"email": "ann@example.com", "outcome": "accepted", "code": None, "reason": ""}]
+
+
+def test_a_recipient_refused_among_accepted_ones_is_on_record(ready, smtp_server):
+    # Defect 7: the row said `sent` with no trace of the refusal, only a log line.
+    ready()
+    message = send(to=["ann@example.com", "ghost@example.com", "bob@example.com"])
+    smtp_server.reject_recipient("ghost@example.com", "550 5.1.1 No such user here")
+
+    services.deliver_message(message.pk)
+
+    message.refresh_from_db()
+    assert message.status == Status.SENT
+    assert "ghost@example.com (550 5.1.1 No such user here)" in message.last_error
+    [attempt] = message.history.all()
+    assert {(r["email"], r["outcome"], r["code"]) for r in attempt.recipients} == {
+        ("ann@example.com", "accepted", None), ("bob@example.com", "accepted", None),
+        ("ghost@example.com", "refused", 550),
+    }  # fmt: skip
+    assert smtp_server.messages[0].rcpt_tos == ["ann@example.com", "bob@example.com"]
+
+
+def test_a_batch_writes_its_history_in_one_insert_per_group(ready, smtp_server, monkeypatch):
+    monkeypatch.setattr(policy, "SAVE_SECONDS", 3600)  # groups by size only, however slow
+    account = ready("campaigns")
+    for number in range(2 * policy.SAVE_EVERY):
+        send("campaigns", to=[f"reader{number}@example.com"])
+    batch = services.claim_batch(account.pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        services.deliver_claimed(batch)
+
+    inserts = [q["sql"] for q in queries if q["sql"].startswith('INSERT INTO "outbox_attempt"')]
+    assert len(inserts) == 2  # two groups of SAVE_EVERY
+    assert Attempt.objects.filter(outcome="sent").count() == 2 * policy.SAVE_EVERY
+    updates = [q for q in queries if q["sql"].startswith('UPDATE "smtp_accounts_outboundmessage"')]
+    assert len(updates) == 2  # the sent rows: one UPDATE per group too
+
+
+def test_a_temporary_failure_on_a_kept_connection_does_not_reconnect(ready, smtp_server):
+    # Defect 4: any temporary failure (a 451 for one recipient) on a kept connection dropped
+    # it, reconnected and re-sent the message at once.
+    ready()
+    services.deliver_message(send().pk, reuse_connection=True)
+    smtp_server.reject_recipient("bob@example.com", "451 4.2.1 Mailbox busy")
+
+    services.deliver_message(send(to=["bob@example.com"]).pk, reuse_connection=True)
+    services.deliver_message(send(to=["carol@example.com"]).pk, reuse_connection=True)
+
+    assert smtp_server.connections == 1
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["ann@example.com"],
+                                                          ["carol@example.com"]]  # fmt: skip
+    assert OutboundMessage.objects.get(to=["bob@example.com"]).attempts == 1
+
+
+def test_mailguns_403_is_a_configuration_error_shown_on_the_account(
+    mailgun_server, mailgun_account_for
+):
+    # Defect 8: a 403 (the key may not send for this domain) failed the message as if the
+    # message were at fault; like 401, it is the account's configuration.
+    account = mailgun_account_for(mailgun_server, verified_at=timezone.now())
+    message = services.enqueue_message(account, to=["ann@example.com"], subject="News", body="Hi")
+    mailgun_server.fail(403)
+
+    services.deliver_message(message.pk)
+
+    message.refresh_from_db()
+    account.refresh_from_db()
+    assert (message.status, message.error_kind) == (Status.FAILED, "configuration")
+    assert "Mailgun refused to send for mg.example.com with this API key (403" in message.last_error
+    assert account.last_error == message.last_error
+    assert [(a.outcome, a.code) for a in message.history.all()] == [("configuration", 403)]

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from outbox import policy, services
 from outbox.models import OutboundMessage
-from outbox.services import claim
+from outbox.services import claim, sweep
 
 Status = OutboundMessage.Status
 
@@ -93,16 +93,13 @@ def test_a_requeued_row_keeps_no_claim(ready):
     ready()
     message = send()
     stale = claim.claim_message(message.pk)
-    OutboundMessage.objects.filter(pk=message.pk).update(
-        lease_until=timezone.now() - timedelta(seconds=1), next_attempt_at=timezone.now()
-    )
-    OutboundMessage.objects.filter(pk=message.pk).update(account=None)  # not sent again
+    now = timezone.now() + policy.LEASE + timedelta(seconds=1)  # the lease has run out
 
-    services.sweep_outbox()
+    assert sweep._revive_expired(now) == (0, 1)  # the tick's first step, before it enqueues
 
     message.refresh_from_db()
-    assert message.claim_token != stale.claim_token
-    assert claim.finish(stale, status=Status.QUEUED) == 0
+    assert (message.status, message.claim_token) == (Status.QUEUED, "")
+    assert claim.finish(stale, status=Status.FAILED) == 0
 
 
 def test_the_tick_gives_up_on_mail_that_keeps_stopping_its_worker(ready):

@@ -193,11 +193,14 @@ class SmtpProbe:
     def _guarded(self, function, *args, **kwargs):
         """Run a network call; turn its failure into StepFailed, worded as the sender does."""
         try:
-            return function(*args, **kwargs)
+            result = function(*args, **kwargs)
         except ImproperlyConfigured as err:  # e.g. a malformed SMTP_ACCOUNTS_ALLOWED_NETWORKS
             raise StepFailed(str(err)) from err
         except NETWORK_ERRORS as err:
             self._fail(DeadlineExceeded(self.guard.seconds) if self.guard.fired else err)
+        if self.guard.fired:  # cut off mid-reply: what was read is only part of it
+            self._fail(DeadlineExceeded(self.guard.seconds))
+        return result
 
     def _fail(self, err):
         _kind, reason = describe_error(err, self.account)  # the password is redacted
