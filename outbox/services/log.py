@@ -63,8 +63,9 @@ def get_message(message_id):
     """One message with its account and its history (oldest first). Raises MessageNotFound."""
     try:
         return (
+            # Bodies are loaded (one row) because the Message-ID is read from the EmailMessage
+            # delivery builds; no page or command output shows them.
             OutboundMessage.objects.select_related("account")
-            .defer("body_text", "body_html")
             .prefetch_related("history")
             .get(pk=int(message_id))
         )
