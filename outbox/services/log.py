@@ -1,5 +1,5 @@
 """The Mail Log's reads: which messages, one message's history, and their plain-data form
-(the `mail_log` command's JSON). The body is never read: it may hold a password-reset link.
+(the `mail_log` command's JSON). The body is never shown: it may hold a password-reset link.
 """
 
 from django.core.paginator import Paginator
@@ -62,14 +62,17 @@ class CappedPaginator(Paginator):
 def get_message(message_id):
     """One message with its account and its history (oldest first). Raises MessageNotFound."""
     try:
+        pk = int(message_id)
+        if not 0 < pk < 2**63:  # beyond a bigint PostgreSQL refuses the query itself
+            raise ValueError(pk)
         return (
             # Bodies are loaded (one row) because the Message-ID is read from the EmailMessage
             # delivery builds; no page or command output shows them.
             OutboundMessage.objects.select_related("account")
             .prefetch_related("history")
-            .get(pk=int(message_id))
+            .get(pk=pk)
         )
-    except (OutboundMessage.DoesNotExist, ValueError, OverflowError) as err:
+    except (OutboundMessage.DoesNotExist, ValueError) as err:
         raise MessageNotFound(f"No message has the id {str(message_id)[:40]!r}.") from err
 
 

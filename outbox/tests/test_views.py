@@ -130,6 +130,7 @@ def test_message_page_of_a_sent_message_has_no_retry(admin_client, account, make
 def test_unknown_message_is_404(admin_client):
     assert admin_client.get(reverse("outbox:detail", args=[999999])).status_code == 404
     assert admin_client.post(reverse("outbox:retry", args=[999999])).status_code == 404
+    assert admin_client.get(f"{LIST}{10**30}/").status_code == 404  # beyond a bigint
 
 
 def test_retry_sends_a_failed_message_again_keeping_its_history_and_message_id(
