@@ -85,6 +85,11 @@ class OutboundMessage(models.Model):
         indexes = (
             models.Index(fields=["status", "next_attempt_at"]),
             models.Index(fields=["account", "status"]),
+            # The Mail Log (bench/README.md has the plans): its order, newest first, and one
+            # account's mail by status (also the accounts list's Last 24 h counts). Its search
+            # uses trigram indexes on PostgreSQL (migration 0002_mail_log_indexes).
+            models.Index(fields=["created_at", "id"], name="outbox_log_newest_idx"),
+            models.Index(fields=["account", "status", "created_at"], name="outbox_log_account_idx"),
         )
 
     def __str__(self):

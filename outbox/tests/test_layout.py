@@ -25,4 +25,3 @@ def test_the_allowed_reference_is_lazy_and_works(db):
     from smtp_accounts import services
 
     assert services.send_email.__doc__ and enqueue.send_email.__name__ == "send_email"
-

@@ -85,9 +85,7 @@ def test_prune_messages_keeps_the_retention_period(account, settings):
     settings.SMTP_ACCOUNTS_LOG_RETENTION_DAYS = 30
     old, recent = queue(account, count=2)
     OutboundMessage.objects.update(status=Status.SENT)
-    OutboundMessage.objects.filter(pk=old.pk).update(
-        created_at=timezone.now() - timedelta(days=31)
-    )
+    OutboundMessage.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=31))
 
     assert tasks.prune_messages.apply().get() == 1
     assert list(OutboundMessage.objects.values_list("pk", flat=True)) == [recent.pk]
