@@ -1,0 +1,69 @@
+"""The accounts list in Chromium at a laptop's and a phone's width: it fits, and every
+account's state and actions are on screen."""
+
+import os
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+SHOTS = os.environ.get("SCREENSHOT_DIR")
+LONG_NAME = "N" * 100
+WIDTHS = [1366, 390]
+
+
+def shot(page, name):
+    """Save a screenshot when SCREENSHOT_DIR is set (for looking at, not asserting)."""
+    if SHOTS:
+        os.makedirs(SHOTS, exist_ok=True)
+        page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
+
+
+def open_list(page, live_server, width, query=""):
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{live_server.url}/settings/smtp-accounts/{query}")
+
+
+def right_edge(locator):
+    box = locator.bounding_box()
+    return box["x"] + box["width"]
+
+
+@pytest.fixture
+def long_accounts(make_account):
+    make_account(name=LONG_NAME, host="relay-" + "h" * 60 + ".example.com",
+                 email="someone." + "e" * 60 + "@example.com")
+    make_account(name="Support desk", host="smtp.gmail.com")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_long_names_wrap_and_the_table_fits_its_card(logged_in_page, live_server,
+                                                     long_accounts, width):
+    page = logged_in_page
+    open_list(page, live_server, width)
+    shot(page, f"list-long-names-{width}")
+    card = page.locator(".card-flush")
+    # The card would scroll sideways if the table were wider than it.
+    assert card.evaluate("c => c.scrollWidth <= c.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    row = page.locator("[data-account-row]").filter(has_text="NNNN")
+    expect(row.get_by_title(LONG_NAME)).to_be_visible()
+    for name in ("Test", "Edit", "Delete"):
+        button = row.get_by_role("link", name=name, exact=True)
+        expect(button).to_be_visible()
+        assert right_edge(button) <= width
+
+
+def test_on_a_phone_each_account_is_a_card_with_its_state_and_actions(
+        logged_in_page, live_server, long_accounts):
+    page = logged_in_page
+    open_list(page, live_server, 390)
+    row = page.locator("[data-account-row]").filter(has_text="Support desk")
+    cell = row.locator("[data-verified-cell]")
+    expect(cell).to_be_visible()
+    assert right_edge(cell) <= 390
+    # A card: the row spans the width, its cells are stacked, not side by side.
+    host = row.locator("td[data-label=Host]")
+    email = row.locator("td[data-label=Email]")
+    assert email.bounding_box()["y"] > host.bounding_box()["y"]
+    assert row.bounding_box()["width"] > 300
