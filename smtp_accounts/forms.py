@@ -77,6 +77,10 @@ class SmtpAccountForm(forms.ModelForm):
             )
 
     @property
+    def mailgun_is_configured(self):
+        return services.mailgun_is_configured()
+
+    @property
     def preset_hosts(self):
         """{preset: host} for the page's script, so the presets live only in PRESETS."""
         return {key: host for key, (_label, host) in PRESETS.items()}

@@ -1,10 +1,14 @@
 """Saving, finding and describing accounts."""
 
+from django.conf import settings
 from django.db import transaction
 
 from ..models import SmtpAccount, TestEmail
 
-__all__ = ["AccountNotFound", "account_as_dict", "delete_account", "find_account", "save_account"]
+__all__ = [
+    "AccountNotFound", "account_as_dict", "delete_account", "find_account", "mailgun_is_configured",
+    "save_account",
+]
 
 
 class AccountNotFound(LookupError):
@@ -38,6 +42,12 @@ def save_account(account, *, password=None, user=None):
     account.save(update_fields=fields if account.pk else None)
     account._loaded = {f: getattr(account, f) for f in SmtpAccount.CONNECTION_FIELDS}
     return account
+
+
+def mailgun_is_configured():
+    """True when the deployment has a Mailgun API key, without which no external account
+    can send (the form and the list say so)."""
+    return bool(settings.MAILGUN_API_KEY)
 
 
 def delete_account(account):

@@ -67,3 +67,22 @@ def test_on_a_phone_each_account_is_a_card_with_its_state_and_actions(
     email = row.locator("td[data-label=Email]")
     assert email.bounding_box()["y"] > host.bounding_box()["y"]
     assert row.bounding_box()["width"] > 300
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_without_a_mailgun_key_the_form_and_the_row_say_so(logged_in_page, live_server,
+                                                           make_account, settings, width):
+    settings.MAILGUN_API_KEY = ""
+    make_account(name="Campaigns", provider="external", domain="mg.example.com",
+                 email="news@mg.example.com", host="", port=None, username="", password="")
+    page = logged_in_page
+    open_list(page, live_server, width)
+    row = page.locator("[data-account-row]").filter(has_text="Campaigns")
+    expect(row.get_by_text("Mailgun is not configured")).to_be_visible()
+    shot(page, f"list-mailgun-missing-{width}")
+    page.get_by_role("link", name="+ Create new").click()
+    notice = page.get_by_text("Mailgun is not configured on this CRM")
+    expect(notice).to_be_hidden()
+    page.get_by_label("External Provider").check()
+    expect(notice).to_be_visible()
+    shot(page, f"form-mailgun-missing-{width}")

@@ -301,3 +301,15 @@ def test_an_international_mailgun_domain_accepts_its_own_addresses(admin_client)
     assert admin_client.post(CREATE, data).status_code == 302
     assert SmtpAccount.objects.get().domain == "xn--r8jz45g.jp"
 
+
+
+def test_the_mailgun_notice_shows_only_without_a_key(admin_client, make_account, settings):
+    make_account(name="Campaigns", provider="external", domain="mg.example.com",
+                 email="news@mg.example.com", host="", port=None, username="", password="")
+    settings.MAILGUN_API_KEY = ""
+    assert "Mailgun is not configured" in admin_client.get("/settings/smtp-accounts/").text
+    assert "Mailgun is not configured" in admin_client.get("/settings/smtp-accounts/new/").text
+    settings.MAILGUN_API_KEY = "key-test"
+    assert "Mailgun is not configured" not in admin_client.get("/settings/smtp-accounts/").text
+    assert "Mailgun is not configured" not in admin_client.get(
+        "/settings/smtp-accounts/new/").text

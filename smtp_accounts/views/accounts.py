@@ -52,6 +52,7 @@ class AccountListView(PermissionRequiredMixin, ListView):
             filtered=any(params.get(k) for k in ("q", "type", "provider", "active")),
             query_string=params.urlencode(),
             sending_ids=services.sending_account_ids(),
+            mailgun_is_configured=services.mailgun_is_configured(),
             now=timezone.now(),
             account_types=AccountType.choices,
             providers=Provider.choices,
