@@ -9,6 +9,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from .. import crypto
 from ..validators import normalize_domain, normalize_hostname, validate_header_safe
+from .state import account_state
 
 
 class AccountType(models.TextChoices):
@@ -171,6 +172,11 @@ class SmtpAccount(models.Model):
     @property
     def is_ready(self):
         return self.is_active and self.is_verified
+
+    @property
+    def state(self):
+        """The one AccountState the list shows (see models/state.py)."""
+        return account_state(self)
 
     @property
     def has_password(self):

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -61,8 +63,10 @@ def test_empty_list_offers_both_providers(admin_client):
 def test_list_shows_the_contract_columns(admin_client, make_account):
     make_account(name="Support desk", host="smtp.gmail.com", email="desk@example.com")
     page = admin_client.get(LIST).content.decode()
-    for column in ("Account Name", "Host", "Email", "Active", "Verified", "Last Update", "Actions"):
-        assert f">{column}</th>" in page
+    headers = [re.sub(r"<[^>]+>|[▲▼]", "", th).strip()
+               for th in re.findall(r"<th[^>]*>(.*?)</th>", page, re.S)]
+    assert headers == ["Account Name", "Host", "Email", "Active", "Verified", "Last Update",
+                       "Actions"]
     assert "smtp.gmail.com:587" in page and "desk@example.com" in page
     assert "Not verified" in page
 
@@ -313,3 +317,29 @@ def test_the_mailgun_notice_shows_only_without_a_key(admin_client, make_account,
     assert "Mailgun is not configured" not in admin_client.get("/settings/smtp-accounts/").text
     assert "Mailgun is not configured" not in admin_client.get(
         "/settings/smtp-accounts/new/").text
+
+
+def test_state_filter_and_sorting_survive_paging(admin_client, make_account):
+    for number in range(30):
+        make_account(name=f"Desk {number:02}")
+    make_account(name="Off", is_active=False)
+    page = admin_client.get(LIST, {"state": "needs_test", "sort": "-name"})
+    names = [a.name for a in page.context["object_list"]]
+    assert names[0] == "Desk 29" and "Off" not in names and len(names) == 25
+    html = page.content.decode()
+    assert "state=needs_test&amp;sort=-name&amp;page=2" in html
+    page2 = admin_client.get(LIST, {"state": "needs_test", "sort": "-name", "page": 2})
+    assert [a.name for a in page2.context["object_list"]][-1] == "Desk 00"
+    # The column header links keep the filter and flip the order.
+    assert 'href="?state=needs_test&amp;sort=name"' in html
+    assert [a.name for a in admin_client.get(LIST, {"state": "inactive"}).context[
+        "object_list"]] == ["Off"]
+    newest = admin_client.get(LIST, {"sort": "-updated"}).context["object_list"][0]
+    assert newest.name == "Off"
+
+
+def test_a_new_row_shows_one_state_needs_test(admin_client, make_account):
+    account = make_account(name="Fresh")
+    row = admin_client.get(LIST).content.decode().split("data-account-row=")[1]
+    assert f'"{account.pk}"' in row and "Needs test" in row
+    assert ">Active<" not in row and "Ready" not in row

@@ -13,11 +13,19 @@ from django.views.generic import CreateView, DeleteView, ListView, UpdateView
 
 from .. import services
 from ..forms import SmtpAccountForm
-from ..models import AccountType, Provider, SmtpAccount, TestEmail
+from ..models import AccountState, AccountType, Provider, SmtpAccount, TestEmail, state_filter
+
+
+# ?sort= values → ordering; the name breaks ties so pages never overlap.
+SORTS = {
+    "name": ("name", "pk"), "-name": ("-name", "-pk"),
+    "updated": ("updated_at", "name"), "-updated": ("-updated_at", "name"),
+}
+FILTERS = ("q", "type", "provider", "active", "state")
 
 
 class AccountListView(PermissionRequiredMixin, ListView):
-    """The accounts table with search, filters and pagination."""
+    """The accounts table with search, filters, sortable columns and pagination."""
 
     permission_required = "smtp_accounts.view_smtpaccount"
     paginate_by = 25
@@ -42,15 +50,22 @@ class AccountListView(PermissionRequiredMixin, ListView):
             accounts = accounts.filter(provider=params["provider"])
         if params.get("active") in ("yes", "no"):
             accounts = accounts.filter(is_active=params["active"] == "yes")
-        return accounts.order_by("name")
+        if params.get("state") in AccountState.values:
+            accounts = accounts.filter(state_filter(params["state"]))
+        return accounts.order_by(*SORTS.get(params.get("sort"), SORTS["name"]))
 
     def get_context_data(self, **kwargs):
         params = self.request.GET.copy()
         params.pop("page", None)
+        unsorted = params.copy()
+        sort = unsorted.pop("sort", ["name"])[-1]
         return super().get_context_data(
             filters=params,
-            filtered=any(params.get(k) for k in ("q", "type", "provider", "active")),
+            filtered=any(params.get(k) for k in FILTERS),
             query_string=params.urlencode(),
+            unsorted_query=unsorted.urlencode(),
+            sort=sort if sort in SORTS else "name",
+            states=AccountState.choices,
             sending_ids=services.sending_account_ids(),
             mailgun_is_configured=services.mailgun_is_configured(),
             now=timezone.now(),
