@@ -15,7 +15,6 @@ from .. import services
 from ..forms import SmtpAccountForm
 from ..models import AccountState, AccountType, Provider, SmtpAccount, TestEmail, state_filter
 
-
 # ?sort= values → ordering; the name breaks ties so pages never overlap.
 SORTS = {
     "name": ("name", "pk"), "-name": ("-name", "-pk"),
