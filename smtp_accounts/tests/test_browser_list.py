@@ -112,3 +112,28 @@ def test_each_row_reads_one_state_and_the_state_filter_and_sort_work(
     if width > 640:  # On a phone the header row is hidden; the sort still works by URL.
         page.get_by_role("link", name="Account Name").click()
         expect(page.locator("[data-account-row]").first).to_contain_text("Old newsletter")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_view_only_user_meets_errors_inside_the_layout(page, live_server, make_user,
+                                                       make_account, width):
+    from smtp_accounts.tests.fixtures.browser import login
+
+    make_user("view", username="viewer")
+    for number in range(26):
+        make_account(name=f"Desk {number:02}")
+    page.set_default_timeout(10_000)
+    page.set_viewport_size({"width": width, "height": 900})
+    login(page, live_server, username="viewer", password="pass-123-456")
+    row = page.locator("[data-account-row]").first
+    expect(row.get_by_text("View only")).to_be_visible()
+    page.goto(f"{live_server.url}/settings/smtp-accounts/?page=99")
+    expect(page.get_by_text("Page 2 of 2")).to_be_visible()
+    page.goto(f"{live_server.url}/settings/smtp-accounts/new/")
+    expect(page.get_by_role("heading", name="You can’t do that here")).to_be_visible()
+    expect(page.locator(".menu").get_by_role("link", name="SMTP Accounts")).to_be_visible()
+    shot(page, f"error-403-{width}")
+    page.goto(f"{live_server.url}/settings/smtp-accounts/no-such-page/")
+    expect(page.get_by_role("heading", name="Nothing here")).to_be_visible()
+    page.get_by_role("link", name="Back to SMTP Accounts").click()
+    expect(page.get_by_role("heading", name="SMTP Accounts", exact=True)).to_be_visible()

@@ -343,3 +343,41 @@ def test_a_new_row_shows_one_state_needs_test(admin_client, make_account):
     row = admin_client.get(LIST).content.decode().split("data-account-row=")[1]
     assert f'"{account.pk}"' in row and "Needs test" in row
     assert ">Active<" not in row and "Ready" not in row
+
+
+def test_forbidden_and_missing_pages_are_inside_the_crm_layout(client, make_user):
+    client.force_login(make_user("view", "change"))
+    forbidden = client.get(CREATE)
+    assert forbidden.status_code == 403
+    missing = client.get(reverse("smtp_accounts:update", args=[999]))
+    assert missing.status_code == 404
+    for response, heading in ((forbidden, "You can’t do that here"), (missing, "Nothing here")):
+        html = response.content.decode()
+        assert heading in html and "System Settings" in html and ">SMTP Accounts</a>" in html
+
+
+def test_a_view_only_user_reads_view_only_in_actions(client, make_user, make_account):
+    make_account(name="Desk")
+    client.force_login(make_user("view"))
+    row = client.get(LIST).content.decode().split("data-account-row=")[1]
+    assert "View only" in row and ">Edit<" not in row
+
+
+def test_a_page_past_the_end_shows_the_last_page(admin_client, make_account):
+    for number in range(27):
+        make_account(name=f"Desk {number:02}")
+    response = admin_client.get(LIST, {"page": 99})
+    assert response.status_code == 200
+    assert response.context["page_obj"].number == 2
+    assert "Page 2 of 2" in response.content.decode()
+    assert admin_client.get(LIST, {"page": "x"}).context["page_obj"].number == 1
+
+
+def test_the_500_page_reveals_nothing(rf):
+    from django.views.defaults import server_error
+
+    response = server_error(rf.get("/settings/smtp-accounts/"))
+    html = response.content.decode()
+    assert response.status_code == 500
+    assert "Something went wrong" in html and "SMTP Accounts" in html
+    assert "Traceback" not in html and "settings" not in html.replace("/settings/", "")

@@ -53,6 +53,13 @@ class AccountListView(PermissionRequiredMixin, ListView):
             accounts = accounts.filter(state_filter(params["state"]))
         return accounts.order_by(*SORTS.get(params.get("sort"), SORTS["name"]))
 
+    def paginate_queryset(self, queryset, page_size):
+        """Like ListView's, but a page past the end (or not a number) shows the last (or
+        first) page instead of a 404: a bookmark outlives the accounts it counted."""
+        paginator = self.get_paginator(queryset, page_size)
+        page = paginator.get_page(self.request.GET.get("page"))
+        return paginator, page, page.object_list, page.has_other_pages()
+
     def get_context_data(self, **kwargs):
         params = self.request.GET.copy()
         params.pop("page", None)
