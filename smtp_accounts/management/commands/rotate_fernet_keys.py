@@ -7,9 +7,10 @@ rows already on the first key are skipped.
 
 from dataclasses import dataclass, field
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from smtp_accounts import crypto
+from smtp_accounts.management.base import SafeCommand
 from smtp_accounts.models import SmtpAccount
 from smtp_accounts.services import BATCH, rotate_secret, secret_rows
 
@@ -30,7 +31,7 @@ class Tally:
         return self.rotated + self.current + len(self.unreadable)
 
 
-class Command(BaseCommand):
+class Command(SafeCommand):
     help = (
         "Re-encrypt every stored SMTP password with the first key of FERNET_KEYS. Put the new "
         "key first, keep the old ones after it, run this, then drop the old keys."
