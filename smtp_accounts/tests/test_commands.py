@@ -414,6 +414,14 @@ def test_the_real_command_line(tmp_path):
     assert manage(tmp_path, "smtp_accounts", "delete", "Support", "--yes").returncode == 0
 
 
+def test_startup_without_fernet_keys_prints_only_how_to_fix_it(tmp_path):
+    result = manage(tmp_path, "smtp_accounts", "list", FERNET_KEYS="", DJANGO_DEBUG="false")
+    line = one_line_error(result)
+    assert result.returncode == 1
+    assert line.startswith("manage.py: error: FERNET_KEYS is not set.")
+    assert "Fernet.generate_key()" in line
+
+
 def one_line_error(result):
     """The only line a failed manage.py run wrote on stderr; fails on a traceback or usage."""
     assert result.returncode != 0
