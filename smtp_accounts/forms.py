@@ -3,7 +3,7 @@
 from django import forms
 
 from . import services
-from .models import Provider, Security, SmtpAccount
+from .models import NAME_TAKEN, Provider, Security, SmtpAccount
 from .validators import normalize_domain, normalize_hostname
 
 # The product's presets: each fills Host, and port 587 with STARTTLS.
@@ -89,6 +89,13 @@ class SmtpAccountForm(forms.ModelForm):
     def provider_value(self):
         """The provider the form shows (what was posted, else the instance's)."""
         return self.data.get("provider") or self.initial.get("provider") or self.instance.provider
+
+    def clean_name(self):
+        name = self.cleaned_data.get("name")
+        others = SmtpAccount.objects.exclude(pk=self.instance.pk)
+        if name and others.filter(name__iexact=name).exists():
+            raise forms.ValidationError(NAME_TAKEN)
+        return name
 
     def clean_host(self):
         host = self.cleaned_data.get("host")

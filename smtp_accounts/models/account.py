@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -27,6 +28,9 @@ class Security(models.TextChoices):
     STARTTLS = "starttls", "STARTTLS (port 587)"
     SSL = "ssl", "SSL/TLS (port 465)"
     NONE = "none", "None (no encryption)"
+
+
+NAME_TAKEN = "An account with this name exists (names are unique ignoring case)."
 
 
 class SmtpAccount(models.Model):
@@ -96,6 +100,13 @@ class SmtpAccount(models.Model):
         indexes = [
             models.Index(fields=["account_type", "is_active"]),
             models.Index(fields=["-updated_at"]),
+        ]
+        constraints = [
+            # "Dev inbox" and "dev INBOX" would be one account to a person reading the list.
+            models.UniqueConstraint(
+                Lower("name"), name="smtp_account_name_unique_ignoring_case",
+                violation_error_message=NAME_TAKEN,
+            ),
         ]
 
     def __str__(self):

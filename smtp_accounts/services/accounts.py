@@ -1,9 +1,10 @@
 """Saving, finding and describing accounts."""
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 
-from ..models import SmtpAccount, TestEmail
+from ..models import NAME_TAKEN, SmtpAccount, TestEmail
 
 __all__ = [
     "AccountNotFound", "account_as_dict", "delete_account", "find_account", "mailgun_is_configured",
@@ -22,6 +23,8 @@ def save_account(account, *, password=None, user=None):
     `password`: a new plaintext password, or None to keep the stored one. A change of how the
     account connects (see SmtpAccount.CONNECTION_FIELDS) or a new password makes it unverified
     and voids every pending test code, since the old proof no longer applies.
+    Raises ValidationError({"name": ...}) when another account took the name meanwhile (the
+    form checked it, but two saves may pass that check at the same moment).
     """
     if password is not None:
         account.set_password(password)
@@ -39,9 +42,20 @@ def save_account(account, *, password=None, user=None):
         ).update(status=TestEmail.Status.SUPERSEDED)
     if user is not None and user.is_authenticated:
         account.updated_by = user
-    account.save(update_fields=fields if account.pk else None)
+    _save_unique_name(account, fields if account.pk else None)
     account._loaded = {f: getattr(account, f) for f in SmtpAccount.CONNECTION_FIELDS}
     return account
+
+
+def _save_unique_name(account, update_fields):
+    """account.save(); the database's name constraint is the last word on a race."""
+    try:
+        with transaction.atomic():  # a savepoint: the outer transaction stays usable
+            account.save(update_fields=update_fields)
+    except IntegrityError as err:
+        if "name" not in str(err).lower():
+            raise
+        raise ValidationError({"name": NAME_TAKEN}) from err
 
 
 def mailgun_is_configured():

@@ -209,7 +209,7 @@ def test_international_host_is_stored_as_punycode(admin_client):
 def test_names_are_unique(admin_client, make_account):
     make_account(name="Support desk")
     response = admin_client.post(CREATE, INTERNAL)
-    assert "already exists" in response.context["form"].errors["name"][0]
+    assert "An account with this name exists" in response.context["form"].errors["name"][0]
 
 
 def test_edit_keeps_the_stored_password_when_left_blank(admin_client, make_account):
@@ -381,3 +381,22 @@ def test_the_500_page_reveals_nothing(rf):
     assert response.status_code == 500
     assert "Something went wrong" in html and "SMTP Accounts" in html
     assert "Traceback" not in html and "settings" not in html.replace("/settings/", "")
+
+
+def test_losing_a_race_for_the_name_gives_the_form_back(admin_client):
+    """Another admin saves "Dev inbox" after this form was checked but before it is saved."""
+    from django.db.models.signals import pre_save
+
+    def the_other_admin(sender, instance, **kwargs):
+        pre_save.disconnect(the_other_admin, sender=SmtpAccount)
+        SmtpAccount.objects.create(name="Dev inbox", email="other@example.com")
+
+    pre_save.connect(the_other_admin, sender=SmtpAccount)
+    try:
+        response = admin_client.post(CREATE, {**INTERNAL, "name": "dev INBOX"})
+    finally:
+        pre_save.disconnect(the_other_admin, sender=SmtpAccount)
+    assert response.status_code == 200
+    assert response.context["form"].errors["name"] == [
+        "An account with this name exists (names are unique ignoring case)."]
+    assert not SmtpAccount.objects.filter(name="dev INBOX").exists()

@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import OuterRef, Q, Subquery
 from django.shortcuts import redirect
@@ -100,7 +101,11 @@ class AccountFormMixin:
         return {**super().get_form_kwargs(), "user": self.request.user}
 
     def form_valid(self, form):
-        response = super().form_valid(form)
+        try:
+            response = super().form_valid(form)
+        except ValidationError as err:  # lost a race for the name: the form comes back
+            form.add_error(None, err)
+            return self.form_invalid(form)
         messages.success(self.request, self.success_message.format(name=self.object.name))
         return response
 
