@@ -70,6 +70,12 @@ class SmtpAccountForm(forms.ModelForm):
         self.order_fields(["provider", "name", "account_type", "preset", *self.Meta.fields])
         known = {host: key for key, (_label, host) in PRESETS.items()}
         self.initial.setdefault("preset", known.get(self.instance.host, ""))
+        # Required for one provider only, so not `required`, but marked as such (an asterisk).
+        for name in ("host", "port", "security", "domain"):
+            self.fields[name].shown_required = True
+        self.fields["name"].help_text = (
+            f"Up to {SmtpAccount._meta.get_field('name').max_length} characters, unique."
+        )
         if self.instance.pk and self.instance.has_password:
             self.fields["password"].help_text = (
                 "A password is stored. Leave blank to keep it; it must be typed again if "
@@ -89,6 +95,21 @@ class SmtpAccountForm(forms.ModelForm):
     def provider_value(self):
         """The provider the form shows (what was posted, else the instance's)."""
         return self.data.get("provider") or self.initial.get("provider") or self.instance.provider
+
+    def full_clean(self):
+        super().full_clean()
+        # The bound field copied its help text when cleaning made it: change both.
+        password, bound = self.fields["password"], self["password"]
+        if self.errors.get("password"):
+            password.help_text = ""  # the error says what to do; "leave blank" would not
+        elif self.errors and self.data.get("password"):
+            # A refused form never sends the password back (DESIGN: write-only), so the next
+            # Save would fail on it: say so where the admin looks.
+            password.help_text = (
+                "Type the password again: it is not kept when the form has errors."
+            )
+            password.needs_retyping = True
+        bound.help_text = password.help_text
 
     def clean_name(self):
         name = self.cleaned_data.get("name")

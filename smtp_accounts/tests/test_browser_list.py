@@ -137,3 +137,30 @@ def test_a_view_only_user_meets_errors_inside_the_layout(page, live_server, make
     expect(page.get_by_role("heading", name="Nothing here")).to_be_visible()
     page.get_by_role("link", name="Back to SMTP Accounts").click()
     expect(page.get_by_role("heading", name="SMTP Accounts", exact=True)).to_be_visible()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_form_marks_required_fields_and_the_preset_follows_the_host(
+        logged_in_page, live_server, width):
+    page = logged_in_page
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{live_server.url}/settings/smtp-accounts/new/")
+    page.get_by_label("Internal Provider").check()
+    for name in ("host", "port"):
+        label = page.locator(f'[data-field="{name}"] > label')
+        assert label.evaluate("l => getComputedStyle(l, '::after').content") == '" *"'
+    page.get_by_label("Provider preset").select_option(label="Outlook")
+    expect(page.get_by_label("Host")).to_have_value("smtp-mail.outlook.com")
+    page.get_by_label("Host").fill("relay.example.com")
+    expect(page.get_by_label("Provider preset")).to_have_value("")
+    page.get_by_label("Account Name").fill("L" * 120)
+    expect(page.get_by_label("Account Name")).to_have_value("L" * 100)
+    expect(page.get_by_text("Up to 100 characters")).to_be_visible()
+    page.get_by_label("User").fill("desk@example.com")
+    page.get_by_label("Password").fill("typed-secret")
+    page.get_by_label("Email", exact=True).fill("not-an-email")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Type the password again: it is not kept")).to_be_visible()
+    expect(page.get_by_label("Password")).to_have_value("")
+    shot(page, f"form-error-{width}")
+    assert "typed-secret" not in page.content()

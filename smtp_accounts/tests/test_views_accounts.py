@@ -400,3 +400,33 @@ def test_losing_a_race_for_the_name_gives_the_form_back(admin_client):
     assert response.context["form"].errors["name"] == [
         "An account with this name exists (names are unique ignoring case)."]
     assert not SmtpAccount.objects.filter(name="dev INBOX").exists()
+
+
+def field_html(page, name):
+    """The HTML of one field's block on the form page."""
+    return page.split(f'data-field="{name}"')[1].split('<div class="field')[0]
+
+
+def test_the_form_marks_provider_fields_required_and_says_the_name_limit(admin_client):
+    page = admin_client.get(CREATE).content.decode()
+    for name in ("host", "port", "domain", "name"):
+        assert "is-required" in page.split(f'data-field="{name}"')[0].rsplit("<div", 1)[1]
+    assert 'maxlength="100"' in field_html(page, "name")
+    assert "Up to 100 characters" in field_html(page, "name")
+
+
+def test_after_an_error_elsewhere_the_password_field_says_to_type_it_again(admin_client):
+    page = admin_client.post(CREATE, {**INTERNAL, "email": "not-an-email"}).content.decode()
+    password = field_html(page, "password")
+    assert "Type the password again: it is not kept when the form has errors." in password
+    assert "app-password-1" not in page
+
+
+def test_a_password_error_on_edit_is_not_contradicted_by_leave_blank(admin_client,
+                                                                     make_account):
+    account = make_account(name="Desk")
+    data = {**INTERNAL, "name": "Desk", "host": "smtp.other.example.com", "password": ""}
+    page = admin_client.post(reverse("smtp_accounts:update", args=[account.pk]),
+                             data).content.decode()
+    password = field_html(page, "password")
+    assert "Type the password again" in password and "Leave blank" not in password
