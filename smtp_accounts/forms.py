@@ -1,6 +1,7 @@
 """The account form, used by the pages and (with plain dicts) by the commands."""
 
 from django import forms
+from django.views.decorators.debug import sensitive_variables
 
 from . import services
 from .models import NAME_TAKEN, Provider, Security, SmtpAccount
@@ -183,6 +184,7 @@ class SmtpAccountForm(forms.ModelForm):
                 return
         super()._update_errors(errors)
 
+    @sensitive_variables("password")
     def save(self, commit=True):
         account = super().save(commit=False)
         password = self.cleaned_data.get("password") or None

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.views.decorators.debug import sensitive_variables
 
 from ..models import NAME_TAKEN, SmtpAccount, TestEmail
 
@@ -16,7 +17,9 @@ class AccountNotFound(LookupError):
     """No account has that id or name."""
 
 
-@transaction.atomic
+# Not @transaction.atomic: its wrapper's frame would hold the password where error reporters
+# that read frames (Sentry-style) find it. `with` keeps it in this frame, marked sensitive.
+@sensitive_variables("password")
 def save_account(account, *, password=None, user=None):
     """Save `account` (new or edited) and return it.
 
@@ -26,6 +29,12 @@ def save_account(account, *, password=None, user=None):
     Raises ValidationError({"name": ...}) when another account took the name meanwhile (the
     form checked it, but two saves may pass that check at the same moment).
     """
+    with transaction.atomic():
+        return _save_account(account, password, user)
+
+
+@sensitive_variables("password")
+def _save_account(account, password, user):
     if password is not None:
         account.set_password(password)
     reconnects = account.changed_fields(SmtpAccount.CONNECTION_FIELDS) or password is not None

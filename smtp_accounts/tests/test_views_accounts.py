@@ -430,3 +430,36 @@ def test_a_password_error_on_edit_is_not_contradicted_by_leave_blank(admin_clien
                              data).content.decode()
     password = field_html(page, "password")
     assert "Type the password again" in password and "Leave blank" not in password
+
+
+def test_a_500_report_with_frame_variables_never_holds_the_typed_password(
+        admin_client, settings):
+    """An error inside form.save with DEBUG off: Django's technical 500 report (what reporters
+    that read frames see) shows no frame holding the typed password."""
+    import sys
+
+    from django.core.signals import got_request_exception
+    from django.db.models.signals import pre_save
+    from django.views.debug import ExceptionReporter
+
+    settings.DEBUG = False
+    reports = []
+
+    def explode(sender, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    def report(sender, request, **kwargs):
+        reports.append(ExceptionReporter(request, *sys.exc_info()).get_traceback_html())
+
+    pre_save.connect(explode, sender=SmtpAccount)
+    got_request_exception.connect(report)
+    admin_client.raise_request_exception = False
+    try:
+        response = admin_client.post(CREATE, {**INTERNAL, "password": "typed-Secret-42"})
+    finally:
+        pre_save.disconnect(explode, sender=SmtpAccount)
+        got_request_exception.disconnect(report)
+    assert response.status_code == 500
+    [html] = reports
+    assert "the disk is full" in html and "save_account" in html and "in save" in html
+    assert "typed-Secret-42" not in html
