@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import accounts, devinbox, verification
+from .views import accounts, check, devinbox, verification
 
 app_name = "smtp_accounts"
 
@@ -11,5 +11,6 @@ urlpatterns = [
     path("<int:pk>/delete/", accounts.AccountDeleteView.as_view(), name="delete"),
     path("<int:pk>/test/", verification.TestEmailView.as_view(), name="test"),
     path("<int:pk>/test/confirm/", verification.ConfirmCodeView.as_view(), name="confirm"),
+    path("<int:pk>/check/", check.CheckConnectionView.as_view(), name="check"),
     path("dev-inbox/", devinbox.DevInboxView.as_view(), name="dev_inbox"),
 ]

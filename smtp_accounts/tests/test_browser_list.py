@@ -164,3 +164,27 @@ def test_the_form_marks_required_fields_and_the_preset_follows_the_host(
     expect(page.get_by_label("Password")).to_have_value("")
     shot(page, f"form-error-{width}")
     assert "typed-secret" not in page.content()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_edit_form_has_test_and_check_connection(logged_in_page, live_server, smtp_server,
+                                                     smtp_account_for, width):
+    account = smtp_account_for(smtp_server, name="Billing relay " + "x" * 60)
+    page = logged_in_page
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{live_server.url}/settings/smtp-accounts/{account.pk}/edit/")
+    page.get_by_role("link", name="Test", exact=True).click()
+    dialog = page.locator("[data-test-dialog]")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("button", name="Send")).to_be_visible()
+    shot(page, f"edit-test-dialog-{width}")
+    dialog.get_by_role("button", name="Close").click()
+    page.get_by_role("button", name="Check connection").click()
+    expect(page.get_by_role("heading", name="Check connection")).to_be_visible()
+    expect(page.get_by_text("Every step passed")).to_be_visible()
+    steps = page.locator("[data-check-step]")
+    expect(steps.first).to_contain_text(" ms")
+    assert steps.count() >= 4
+    shot(page, f"check-result-{width}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert smtp_server.messages == []
