@@ -9,7 +9,7 @@ from ..models import NAME_TAKEN, SmtpAccount, TestEmail
 
 __all__ = [
     "AccountNotFound", "account_as_dict", "delete_account", "find_account", "mailgun_is_configured",
-    "save_account",
+    "save_account", "sender_after_delete",
 ]
 
 
@@ -71,6 +71,17 @@ def mailgun_is_configured():
     """True when the deployment has a Mailgun API key, without which no external account
     can send (the form and the list say so)."""
     return bool(settings.MAILGUN_API_KEY)
+
+
+def sender_after_delete(account):
+    """The account that sends `account`'s type of mail once `account` is deleted: the oldest
+    active and verified other one of its type (the rule of services.ready_account), or None."""
+    return (
+        SmtpAccount.objects.filter(
+            account_type=account.account_type, is_active=True, verified_at__isnull=False
+        )
+        .exclude(pk=account.pk).order_by("pk").first()
+    )
 
 
 def delete_account(account):

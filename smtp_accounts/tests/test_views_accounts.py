@@ -463,3 +463,19 @@ def test_a_500_report_with_frame_variables_never_holds_the_typed_password(
     [html] = reports
     assert "the disk is full" in html and "save_account" in html and "in save" in html
     assert "typed-Secret-42" not in html
+
+
+def test_the_delete_page_names_the_account_that_sends_next(admin_client, make_account):
+    from django.utils import timezone
+
+    first = make_account(name="Main relay", verified_at=timezone.now())
+    backup = make_account(name="Backup relay", verified_at=timezone.now(),
+                          email="backup@example.com")
+    page = admin_client.get(reverse("smtp_accounts:delete", args=[first.pk])).content.decode()
+    assert "After the delete, System Account mail goes through <strong>“Backup relay”</strong>" \
+        in page and "unless" not in page
+    last = admin_client.get(reverse("smtp_accounts:delete", args=[backup.pk]))
+    assert "goes through <strong>“Main relay”</strong>" in last.content.decode()
+    first.delete()
+    alone = admin_client.get(reverse("smtp_accounts:delete", args=[backup.pk])).content.decode()
+    assert "No other active and verified account sends System Account mail" in alone

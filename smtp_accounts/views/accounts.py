@@ -148,6 +148,11 @@ class AccountDeleteView(PermissionRequiredMixin, DeleteView):
     permission_required = "smtp_accounts.delete_smtpaccount"
     success_url = reverse_lazy("smtp_accounts:list")
 
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            next_sender=services.sender_after_delete(self.object), **kwargs
+        )
+
     def form_valid(self, form):
         name = self.object.name
         services.delete_account(self.object)
