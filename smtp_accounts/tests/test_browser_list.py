@@ -188,3 +188,18 @@ def test_the_edit_form_has_test_and_check_connection(logged_in_page, live_server
     shot(page, f"check-result-{width}")
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert smtp_server.messages == []
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_host_and_port_never_break_inside_the_port(logged_in_page, live_server, make_account,
+                                                   width):
+    make_account(name="Gmail desk " + "g" * 40, host="smtp.gmail.com", port=587)
+    make_account(name="Relay", host="mail-relay-eu-west.example-company.com", port=2525)
+    page = logged_in_page
+    open_list(page, live_server, width)
+    ports = page.locator("[data-port]")
+    expect(ports.first).to_be_visible()
+    for index in range(ports.count()):
+        # One box per line the text spans: a port split over two lines would have two.
+        assert ports.nth(index).evaluate("p => p.getClientRects().length") == 1
+    shot(page, f"list-host-port-{width}")
