@@ -1,5 +1,6 @@
 """The Django admin lists accounts too, with the same write-only password as the pages."""
 
+from django import forms
 from django.contrib import admin
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
@@ -22,6 +23,10 @@ class SmtpAccountAdmin(admin.ModelAdmin):
                        "updated_by")
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None and not self.has_change_permission(request, obj):
+            # View only: the admin shows every field read-only and builds a form without
+            # them; SmtpAccountForm needs its fields, and there is nothing to validate.
+            return super().get_form(request, obj, change=change, form=forms.ModelForm, **kwargs)
         form_class = super().get_form(request, obj, change=change, **kwargs)
 
         class AdminForm(form_class):
@@ -31,7 +36,14 @@ class SmtpAccountAdmin(admin.ModelAdmin):
         return AdminForm
 
     def get_fields(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read-only: the model's fields, and whether a password is stored, never its value.
+            return [*SmtpAccount.EDITABLE_FIELDS, "password_status", *self.readonly_fields]
         return [*SmtpAccountForm.base_fields, *self.readonly_fields]
+
+    @admin.display(description="Password")
+    def password_status(self, obj):
+        return "stored (never shown)" if obj.has_password else "none"
 
     @method_decorator(sensitive_post_parameters("password"))
     def changeform_view(self, request, *args, **kwargs):

@@ -1,9 +1,10 @@
 """The account form, used by the pages and (with plain dicts) by the commands."""
 
 from django import forms
+from django.views.decorators.debug import sensitive_variables
 
 from . import oauth, services
-from .models import AuthMethod, Provider, Security, SmtpAccount
+from .models import NAME_TAKEN, AuthMethod, Provider, Security, SmtpAccount
 from .validators import normalize_domain, normalize_hostname
 
 # The product's presets: each fills Host, and port 587 with STARTTLS.
@@ -74,6 +75,12 @@ class SmtpAccountForm(forms.ModelForm):
         self.order_fields(["provider", "name", "account_type", "preset", *self.Meta.fields])
         known = {host: key for key, (_label, host) in PRESETS.items()}
         self.initial.setdefault("preset", known.get(self.instance.host, ""))
+        # Required for one provider only, so not `required`, but marked as such (an asterisk).
+        for name in ("host", "port", "security", "domain"):
+            self.fields[name].shown_required = True
+        self.fields["name"].help_text = (
+            f"Up to {SmtpAccount._meta.get_field('name').max_length} characters, unique."
+        )
         if self.instance.pk and self.instance.has_password:
             self.fields["password"].help_text = (
                 "A password is stored. Leave blank to keep it; it must be typed again if "
@@ -117,6 +124,10 @@ class SmtpAccountForm(forms.ModelForm):
                      if host == f"{name}.com" or host.endswith(f".{name}.com")), "")
 
     @property
+    def mailgun_is_configured(self):
+        return services.mailgun_is_configured()
+
+    @property
     def preset_hosts(self):
         """{preset: host} for the page's script, so the presets live only in PRESETS."""
         return {key: host for key, (_label, host) in PRESETS.items()}
@@ -125,6 +136,28 @@ class SmtpAccountForm(forms.ModelForm):
     def provider_value(self):
         """The provider the form shows (what was posted, else the instance's)."""
         return self.data.get("provider") or self.initial.get("provider") or self.instance.provider
+
+    def full_clean(self):
+        super().full_clean()
+        # The bound field copied its help text when cleaning made it: change both.
+        password, bound = self.fields["password"], self["password"]
+        if self.errors.get("password"):
+            password.help_text = ""  # the error says what to do; "leave blank" would not
+        elif self.errors and self.data.get("password"):
+            # A refused form never sends the password back (DESIGN: write-only), so the next
+            # Save would fail on it: say so where the admin looks.
+            password.help_text = (
+                "Type the password again: it is not kept when the form has errors."
+            )
+            password.needs_retyping = True
+        bound.help_text = password.help_text
+
+    def clean_name(self):
+        name = self.cleaned_data.get("name")
+        others = SmtpAccount.objects.exclude(pk=self.instance.pk)
+        if name and others.filter(name__iexact=name).exists():
+            raise forms.ValidationError(NAME_TAKEN)
+        return name
 
     def clean_host(self):
         host = self.cleaned_data.get("host")
@@ -199,6 +232,7 @@ class SmtpAccountForm(forms.ModelForm):
                 return
         super()._update_errors(errors)
 
+    @sensitive_variables("password")
     def save(self, commit=True):
         account = super().save(commit=False)
         password = self.cleaned_data.get("password") or None

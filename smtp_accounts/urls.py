@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import accounts, devinbox, history, oauth, verification
+from .views import accounts, check, devinbox, history, oauth, verification
 
 app_name = "smtp_accounts"
 
@@ -15,5 +15,6 @@ urlpatterns = [
     path("oauth/callback/", oauth.SignInCallbackView.as_view(), name="oauth_callback"),
     path("deleted/", history.DeletedAccountListView.as_view(), name="deleted"),
     path("deleted/<int:pk>/", history.DeletedAccountHistoryView.as_view(), name="deleted_history"),
+    path("<int:pk>/check/", check.CheckConnectionView.as_view(), name="check"),
     path("dev-inbox/", devinbox.DevInboxView.as_view(), name="dev_inbox"),
 ]

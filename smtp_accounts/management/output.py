@@ -7,21 +7,43 @@ from django.utils import timezone
 
 from smtp_accounts.services import describe_changes
 
-ACCOUNT_COLUMNS = ("ID", "Name", "Type", "Provider", "Host", "Email", "Active", "Verified",
-                   "Last Update")
+ACCOUNT_COLUMNS = ("ID", "Name", "Type", "Host", "Email", "State", "Last Update")
 HISTORY_COLUMNS = ("When", "Who", "What", "Changes")
+# `list` fits a 100-column terminal: the free-text columns (Name, Host, Email) give way,
+# cut with an ellipsis; the full values are in `show` and `--json`.
+LINE_WIDTH = 100
+SHRINKABLE = ("Name", "Host", "Email")
+NARROWEST = 8
 
 
-def table(headers, rows):
-    """The lines of a left-aligned text table (header, rule, one line per row)."""
+def table(headers, rows, width=LINE_WIDTH):
+    """The lines of a left-aligned text table (header, rule, one line per row), at most
+    `width` characters wide when the shrinkable columns can give enough."""
     rows = [[str(cell) for cell in row] for row in rows]
     widths = [max(len(str(h)), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    _fit(headers, widths, width - 2 * (len(headers) - 1))
+    rows = [[clip(cell, w) for cell, w in zip(row, widths, strict=True)] for row in rows]
 
     def line(cells):
         padded = (cell.ljust(width) for cell, width in zip(list(cells), widths, strict=True))
         return "  ".join(padded).rstrip()
 
     return [line(headers), line("-" * width for width in widths), *(line(row) for row in rows)]
+
+
+def _fit(headers, widths, budget):
+    """Narrow the widest shrinkable column, one character at a time, until `widths` fit."""
+    shrinkable = [i for i, h in enumerate(headers) if h in SHRINKABLE]
+    while sum(widths) > budget and shrinkable:
+        widest = max(shrinkable, key=lambda i: widths[i])
+        if widths[widest] <= NARROWEST:
+            return
+        widths[widest] -= 1
+
+
+def clip(text, width):
+    """`text`, cut to `width` characters with an ellipsis when longer."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def when(moment):
@@ -34,17 +56,15 @@ def yes_no(value):
 
 
 def account_row(account):
-    """One row of `list`, with the columns of the web page's table."""
+    """One row of `list`: the web page's columns, with the row's one state."""
     return [
         account.pk,
         account.name,
         account.get_account_type_display(),
-        account.provider,
         account.server_label,
         account.email,
-        yes_no(account.is_active),
-        yes_no(account.is_verified),
-        when(account.updated_at),
+        account.state.label,
+        when(account.updated_at)[:10],  # the day: `show` has the minute
     ]
 
 
@@ -70,12 +90,13 @@ def account_details(account, latest_test=None):
             ("TLS/SSL", account.get_security_display()),
         ]
     pairs += [
+        ("State", account.state.label),
         ("Is Active?", yes_no(account.is_active)),
         ("Verified", when(account.verified_at) if account.is_verified else "no"),
         ("Last Update", when(account.updated_at)),
     ]
     if latest_test is not None:
-        pairs.append(("Latest test", test_summary(latest_test)))
+        pairs.append(("Latest test", f"{when(latest_test.created_at)} {test_summary(latest_test)}"))
     if account.last_error:
         pairs.append(("Last error", f"{account.last_error} ({when(account.last_error_at)})"))
     return pairs

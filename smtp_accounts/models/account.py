@@ -4,11 +4,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from .. import crypto
 from ..validators import normalize_domain, normalize_hostname, validate_header_safe
+from .state import account_state
 
 
 class AccountType(models.TextChoices):
@@ -32,6 +34,9 @@ class AuthMethod(models.TextChoices):
     PASSWORD = "password", "Password"
     GOOGLE = "google", "Google"
     MICROSOFT = "microsoft", "Microsoft"
+
+
+NAME_TAKEN = "An account with this name exists (names are unique ignoring case)."
 
 
 class SmtpAccount(models.Model):
@@ -117,6 +122,13 @@ class SmtpAccount(models.Model):
         indexes = [
             models.Index(fields=["account_type", "is_active"]),
             models.Index(fields=["-updated_at"]),
+        ]
+        constraints = [
+            # "Dev inbox" and "dev INBOX" would be one account to a person reading the list.
+            models.UniqueConstraint(
+                Lower("name"), name="smtp_account_name_unique_ignoring_case",
+                violation_error_message=NAME_TAKEN,
+            ),
         ]
 
     def __str__(self):
@@ -214,6 +226,11 @@ class SmtpAccount(models.Model):
         self.oauth_refresh_token_encrypted = self.oauth_access_token_encrypted = ""
         self.oauth_access_token_expires_at = None
         self.signed_in_as = ""
+
+    @property
+    def state(self):
+        """The one AccountState the list shows (see models/state.py)."""
+        return account_state(self)
 
     @property
     def has_password(self):

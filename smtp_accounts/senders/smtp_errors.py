@@ -168,6 +168,14 @@ def _not_supported(err, account):
 
 def _response(err, account):
     said = _server_said(err.smtp_code, err.smtp_error)
+    # smtplib's starttls() raises the bare SMTPResponseException for any answer but 220;
+    # every other command has its own subclass. Nothing was sent yet: it is about TLS.
+    if type(err) is smtplib.SMTPResponseException and account.security == Security.STARTTLS:
+        return TemporaryFailure, (
+            f"{_where(account)} could not start TLS ({said}). The server offers STARTTLS but "
+            "failed to begin it, usually a problem with its own certificate or TLS setup: try "
+            "again later, and if it persists ask the mail admin, or try SSL/TLS on port 465."
+        )
     if 400 <= err.smtp_code < 500:
         return TemporaryFailure, f"{_where(account)} deferred the message ({said})."
     return PermanentFailure, f"{_where(account)} refused the message ({said})."

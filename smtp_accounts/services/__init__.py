@@ -12,8 +12,10 @@ from .accounts import (
     delete_account,
     find_account,
     lock_account,
+    mailgun_is_configured,
     ready_account,
     save_account,
+    sender_after_delete,
     sending_account_ids,
 )
 from .diagnostics import CheckResult, CheckStep, check_account
@@ -63,6 +65,7 @@ __all__ = [
     "find_history",
     "latest_test",
     "lock_account",
+    "mailgun_is_configured",
     "MAX_CODE_TRIES",
     "NoReadyAccount",
     "ready_account",
@@ -72,6 +75,7 @@ __all__ = [
     "save_account",
     "SECRET_COLUMNS",
     "secret_rows",
+    "sender_after_delete",
     "send_email",
     "sending_account_ids",
     "TEST_INTERVAL",

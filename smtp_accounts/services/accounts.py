@@ -1,10 +1,13 @@
 """Saving, finding and describing accounts."""
 
-from django.db import transaction
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.db.models import Min
+from django.views.decorators.debug import sensitive_variables
 
 from .. import audit
-from ..models import AccountEvent, AccountType, SmtpAccount, TestEmail
+from ..models import NAME_TAKEN, AccountEvent, AccountType, SmtpAccount, TestEmail
 
 __all__ = [
     "AccountNotFound",
@@ -14,8 +17,10 @@ __all__ = [
     "delete_account",
     "find_account",
     "lock_account",
+    "mailgun_is_configured",
     "ready_account",
     "save_account",
+    "sender_after_delete",
     "sending_account_ids",
 ]
 
@@ -80,7 +85,9 @@ def lock_account(account_id):
     SmtpAccount.objects.select_for_update().filter(pk=account_id).values_list("pk").get()
 
 
-@transaction.atomic
+# Not @transaction.atomic: its wrapper's frame would hold the password where error reporters
+# that read frames (Sentry-style) find it. `with` keeps it in this frame, marked sensitive.
+@sensitive_variables("password")
 def save_account(account, *, password=None, user=None):
     """Save `account` (new or edited) and return it.
 
@@ -88,7 +95,15 @@ def save_account(account, *, password=None, user=None):
     account connects (see SmtpAccount.CONNECTION_FIELDS) or a new password makes it unverified
     and voids every pending test code, since the old proof no longer applies. Leaves one
     audit entry, `created` or `changed` (none for an edit that changed nothing).
+    Raises ValidationError({"name": ...}) when another account took the name meanwhile (the
+    form checked it, but two saves may pass that check at the same moment).
     """
+    with transaction.atomic():
+        return _save_account(account, password, user)
+
+
+@sensitive_variables("password")
+def _save_account(account, password, user):
     # stored_snapshot locks the account's row first (the one lock order, see lock_account).
     before = audit.stored_snapshot(account.pk) if account.pk else None
     if password is not None:
@@ -111,7 +126,7 @@ def save_account(account, *, password=None, user=None):
         ).update(status=TestEmail.Status.SUPERSEDED)
     if user is not None and user.is_authenticated:
         account.updated_by = user
-    account.save(update_fields=fields if account.pk else None)
+    _save_unique_name(account, fields if account.pk else None)
     account._loaded = {f: getattr(account, f) for f in SmtpAccount.CONNECTION_FIELDS}
     _record_saved(account, before)
     return account
@@ -124,6 +139,30 @@ def _record_saved(account, before):
         audit.record(account, audit.Action.CREATED, diff)
     elif diff:
         audit.record(account, audit.Action.CHANGED, diff)
+
+
+def _save_unique_name(account, update_fields):
+    """account.save(); the database's name constraint is the last word on a race."""
+    try:
+        with transaction.atomic():  # a savepoint: the outer transaction stays usable
+            account.save(update_fields=update_fields)
+    except IntegrityError as err:
+        if "name" not in str(err).lower():
+            raise
+        raise ValidationError({"name": NAME_TAKEN}) from err
+
+
+def mailgun_is_configured():
+    """True when the deployment has a Mailgun API key, without which no external account
+    can send (the form and the list say so)."""
+    return bool(settings.MAILGUN_API_KEY)
+
+
+def sender_after_delete(account):
+    """The account that sends `account`'s type of mail once `account` is deleted: the oldest
+    active and verified other one of its type (the rule of services.ready_account), or None."""
+    others = _ready_accounts().filter(account_type=account.account_type)
+    return others.exclude(pk=account.pk).order_by("pk").first()
 
 
 @transaction.atomic

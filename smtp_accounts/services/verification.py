@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, get_random_string, salted_hmac
 from django.views.decorators.debug import sensitive_variables
@@ -192,10 +192,17 @@ def _known_user(user):
 
 
 def _check_throttle(account):
-    latest = latest_test(account)
+    """Raise TestEmailThrottled within TEST_INTERVAL of the account's last test email that
+    went out (or may still go: queued). One that failed before sending holds nothing up: the
+    admin fixes the setting and tries again at once."""
+    latest = (
+        TestEmail.objects.filter(account_id=account.pk)
+        .filter(Q(sent_at__isnull=False) | Q(status=TestEmail.Status.QUEUED))
+        .order_by("-created_at", "-pk").first()
+    )
     if latest is None:
         return
-    remaining = latest.created_at + TEST_INTERVAL - timezone.now()
+    remaining = (latest.sent_at or latest.created_at) + TEST_INTERVAL - timezone.now()
     if remaining > timedelta(0):
         raise TestEmailThrottled(max(1, math.ceil(remaining.total_seconds())))
 

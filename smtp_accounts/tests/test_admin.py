@@ -27,3 +27,18 @@ def test_admin_add_uses_the_same_rules_and_encrypts(admin_client, admin_user):
 
 def test_tests_cannot_be_made_by_hand(admin_client):
     assert admin_client.get(reverse("admin:smtp_accounts_testemail_add")).status_code == 403
+
+
+def test_a_view_only_user_reads_an_account_in_the_admin_without_its_secret(client, make_user,
+                                                                          make_account):
+    user = make_user("view", username="auditor")
+    user.is_staff = True
+    user.save()
+    client.force_login(user)
+    account = make_account(name="Relay", password="admin-hidden-secret")
+    response = client.get(reverse("admin:smtp_accounts_smtpaccount_change", args=[account.pk]))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Relay" in page and "smtp.example.com" in page and "stored (never shown)" in page
+    assert "admin-hidden-secret" not in page and account.password_encrypted not in page
+    assert 'name="password"' not in page

@@ -57,11 +57,13 @@ def test_list_without_accounts_says_how_to_add_one(db):
 
 
 def test_list_shows_the_columns_of_the_web_page(make_account):
-    make_account(name="Campaign Relay", host="relay.example.com", port=2525)
+    # Short enough to fit 100 columns even with a five-digit id (PostgreSQL keeps counting).
+    make_account(name="Relay", host="relay.example.com", port=2525)
     lines = run("list").splitlines()
-    assert lines[0].split() == ["ID", "Name", "Type", "Provider", "Host", "Email", "Active",
-                                "Verified", "Last", "Update"]
-    assert "Campaign Relay" in lines[2] and "relay.example.com:2525" in lines[2]
+    assert lines[0].split() == ["ID", "Name", "Type", "Host", "Email", "State", "Last",
+                                "Update"]
+    assert "Needs test" in lines[2]
+    assert "Relay" in lines[2] and "relay.example.com:2525" in lines[2]
 
 
 def test_list_json_is_an_array_of_accounts_without_secrets(make_account):
@@ -312,8 +314,8 @@ def test_check_needs_an_account_or_all(db):
     ("args", "error"),
     [
         ((), "the following arguments are required: SUBCOMMAND"),
-        (("bogus",), "argument SUBCOMMAND: invalid choice: 'bogus'"),
-        (("--bogus", "list"), "unrecognized arguments: --bogus"),
+        (("bogus",), "argument SUBCOMMAND: invalid choice (choose from 'list'"),
+        (("--bogus", "list"), "unrecognized arguments (not shown)"),
     ],
 )
 def test_usage_errors_raise_command_error_in_call_command(db, args, error):
@@ -416,6 +418,14 @@ def test_the_real_command_line(tmp_path):
     assert manage(tmp_path, "smtp_accounts", "delete", "Support", "--yes").returncode == 0
 
 
+def test_startup_without_fernet_keys_prints_only_how_to_fix_it(tmp_path):
+    result = manage(tmp_path, "smtp_accounts", "list", FERNET_KEYS="", DJANGO_DEBUG="false")
+    line = one_line_error(result)
+    assert result.returncode == 1
+    assert line.startswith("manage.py: error: FERNET_KEYS is not set.")
+    assert "Fernet.generate_key()" in line
+
+
 def one_line_error(result):
     """The only line a failed manage.py run wrote on stderr; fails on a traceback or usage."""
     assert result.returncode != 0
@@ -427,8 +437,8 @@ def one_line_error(result):
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (("bogus",), "argument SUBCOMMAND: invalid choice: 'bogus' (choose from 'list', "),
-        (("--bogus", "list"), "unrecognized arguments: --bogus (see --help)"),
+        (("bogus",), "argument SUBCOMMAND: invalid choice (choose from 'list', "),
+        (("--bogus", "list"), "unrecognized arguments (not shown) (see --help)"),
         ((), "the following arguments are required: SUBCOMMAND (see --help)"),
     ],
     ids=["unknown subcommand", "unknown option", "no subcommand"],
@@ -453,6 +463,56 @@ def test_the_real_command_line_gives_form_errors_in_one_line(tmp_path):
         "scheme like smtp:// or https://.; --port: Enter a whole number."
     )
     assert "from-a-pipe" not in created.stderr
+
+
+def test_an_abbreviated_option_is_refused_and_no_argument_is_echoed(tmp_path):
+    result = manage(tmp_path, "smtp_accounts", "create", "--name", "Relay", "--password",
+                    "hunter2")
+    line = one_line_error(result)
+    assert result.returncode == 2 and "hunter2" not in result.stderr + result.stdout
+    assert "unrecognized arguments" in line
+    choice = manage(tmp_path, "smtp_accounts", "hunter2")
+    assert "hunter2" not in choice.stderr and "invalid choice" in choice.stderr
+    rotate = manage(tmp_path, "rotate_fernet_keys", "--dry", "hunter2")
+    assert rotate.returncode == 2 and "hunter2" not in rotate.stderr
+
+
+def test_list_fits_100_columns_and_show_has_the_full_name(make_account):
+    make_account(name="N" * 100, host="relay-" + "h" * 60 + ".example.com",
+                 email="someone." + "e" * 60 + "@example.com")
+    lines = run("list").splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert "…" in lines[2]
+    assert "N" * 100 in run("show", "N" * 100)
+
+
+def test_show_gives_the_time_of_the_latest_test(make_account):
+    from django.utils import timezone
+
+    from smtp_accounts.models import TestEmail
+
+    account = make_account(name="Relay")
+    test = TestEmail.objects.create(account=account, recipient="me@example.com", status="failed",
+                                    error="Timed out.")
+    moment = timezone.localtime(test.created_at).strftime("%Y-%m-%d %H:%M")
+    assert f"Latest test:  {moment} to me@example.com: failed (Timed out.)" in run(
+        "show", "Relay")
+
+
+def test_library_log_lines_are_quiet_at_the_default_verbosity(make_account, caplog):
+    import logging
+
+    from smtp_accounts.management.base import SafeCommand
+
+    class Noisy(SafeCommand):
+        def handle(self, *args, **options):
+            logging.getLogger("kombu.connection").warning("No hostname was supplied.")
+
+    with caplog.at_level(logging.WARNING):
+        Noisy().run_from_argv(["manage.py", "noisy"])
+        assert "No hostname" not in caplog.text
+        Noisy().run_from_argv(["manage.py", "noisy", "--verbosity", "2"])
+        assert "No hostname" in caplog.text
 
 
 def test_update_asks_for_the_password_only_when_the_server_changed(make_account, monkeypatch):

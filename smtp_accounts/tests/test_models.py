@@ -63,3 +63,41 @@ def test_an_email_on_a_subdomain_of_the_mailgun_domain_is_fine():
                           email="news@mg.example.com")
     account.clean()
     assert account.domain == "example.com"
+
+
+@pytest.fixture
+def one_of_each_state(make_account):
+    """{state value: account} — one account in each state the list shows."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    verified = now - timedelta(hours=1)
+    return {
+        "ready": make_account(name="Ready one", verified_at=verified),
+        "needs_test": make_account(name="New one"),
+        "inactive": make_account(name="Off one", is_active=False, verified_at=verified),
+        "failing": make_account(name="Refused one", verified_at=verified,
+                                last_error="The server refused the login.", last_error_at=now),
+        # An error older than the verification that followed it is fixed: Ready again.
+        "ready_again": make_account(name="Fixed one", verified_at=now, last_error="Old error",
+                                    last_error_at=verified),
+    }
+
+
+def test_each_account_has_one_state_and_the_filter_agrees(one_of_each_state):
+    from smtp_accounts.models import state_filter
+
+    expected = {"ready_again": "ready"}
+    for key, account in one_of_each_state.items():
+        state = expected.get(key, key)
+        assert account.state == state
+        assert SmtpAccount.objects.filter(state_filter(state), pk=account.pk).exists()
+    by_state = {
+        state: sorted(SmtpAccount.objects.filter(state_filter(state)).values_list("name",
+                                                                                flat=True))
+        for state in ("ready", "needs_test", "inactive", "failing")
+    }
+    assert by_state == {"ready": ["Fixed one", "Ready one"], "needs_test": ["New one"],
+                        "inactive": ["Off one"], "failing": ["Refused one"]}

@@ -410,3 +410,46 @@ def test_djangos_backend_still_exposes_its_smtplib_connection(smtp_server, smtp_
         assert "sendmail(" in inspect.getsource(type(sender.backend).__mro__[1]._send)
     finally:
         sender.close()
+
+
+@pytest.fixture
+def starttls_454_server():
+    """A scripted SMTP server on 127.0.0.1 that offers STARTTLS and answers it with 454."""
+    import socketserver
+    import threading
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            self.wfile.write(b"220 localhost ESMTP\r\n")
+            for line in self.rfile:
+                verb = line.split()[0].upper() if line.strip() else b""
+                if verb in (b"EHLO", b"HELO"):
+                    self.wfile.write(b"250-localhost\r\n250 STARTTLS\r\n")
+                elif verb == b"STARTTLS":
+                    self.wfile.write(b"454 4.7.0 TLS not available due to temporary reason\r\n")
+                elif verb == b"QUIT":
+                    self.wfile.write(b"221 Bye\r\n")
+                    return
+                else:
+                    self.wfile.write(b"503 5.5.1 Bad sequence\r\n")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_454_to_starttls_says_tls_could_not_be_started(starttls_454_server, smtp_test_settings,
+                                                        make_account):
+    from smtp_accounts import services
+
+    account = make_account(host="127.0.0.1", port=starttls_454_server,
+                           security=Security.STARTTLS)
+    with pytest.raises(TemporaryFailure) as failure:
+        send_one(account)
+    reason = failure.value.reason
+    assert reason.startswith(f"127.0.0.1:{starttls_454_server} could not start TLS (454 4.7.0")
+    assert "certificate or TLS setup" in reason
+    assert "deferred" not in reason and "busy" not in services.failure_hint(reason).lower()

@@ -54,3 +54,64 @@ def test_a_new_host_or_password_makes_the_account_unverified(make_account):
     services.save_account(account, password="new-one")
     account.refresh_from_db()
     assert account.verified_at is None and account.get_password() == "new-one"
+
+
+def test_names_are_unique_ignoring_case_in_the_form_and_the_database(make_account):
+    from django.db import IntegrityError, transaction
+
+    from smtp_accounts.forms import SmtpAccountForm
+    from smtp_accounts.models import NAME_TAKEN, SmtpAccount
+
+    first = make_account(name="Dev inbox")
+    form = SmtpAccountForm({**_form_data(), "name": "dev INBOX"})
+    assert not form.is_valid() and form.errors["name"] == [NAME_TAKEN]
+    # Renaming an account to another spelling of its own name is fine.
+    edit = SmtpAccountForm({**_form_data(), "name": "DEV Inbox", "password": "x"},
+                           instance=first)
+    assert edit.is_valid(), edit.errors
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SmtpAccount.objects.create(name="DEV INBOX", email="a@example.com")
+
+
+def _form_data():
+    return {"provider": "internal", "name": "Desk", "account_type": "system",
+            "host": "smtp.example.com", "port": "587", "username": "u@example.com",
+            "password": "pw-123", "security": "starttls", "email": "u@example.com"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_admins_saving_one_new_name_at_once_one_gets_the_form_error(db):
+    """Both forms pass their check before either saves; the database decides, and the loser
+    gets a ValidationError on the name (the page shows it beside the field), never a 500."""
+    import threading
+
+    from django.core.exceptions import ValidationError
+    from django.db import connection
+
+    from smtp_accounts.forms import SmtpAccountForm
+    from smtp_accounts.models import NAME_TAKEN, SmtpAccount
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a real concurrent insert needs PostgreSQL (SQLite locks the whole file)")
+    forms = [SmtpAccountForm({**_form_data(), "name": name}) for name in ("Dev inbox",
+                                                                          "dev INBOX")]
+    assert all(form.is_valid() for form in forms)
+    start, outcomes = threading.Barrier(2), []
+
+    def save(form):
+        start.wait()
+        try:
+            form.save()
+            outcomes.append("saved")
+        except ValidationError as err:
+            outcomes.append(err.message_dict["name"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=save, args=(form,)) for form in forms]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes, key=str) == sorted(["saved", [NAME_TAKEN]], key=str)
+    assert SmtpAccount.objects.count() == 1

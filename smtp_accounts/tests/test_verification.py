@@ -35,9 +35,12 @@ def send_test(account, server, to="admin@example.com"):
 
 
 def age(test, seconds):
-    """Pretend `test` was requested `seconds` earlier (to step past the throttle)."""
+    """Pretend `test` was requested (and sent) `seconds` earlier, to step past the throttle."""
+    from django.db.models import F
+
     TestEmail.objects.filter(pk=test.pk).update(
-        created_at=test.created_at - timedelta(seconds=seconds)
+        created_at=test.created_at - timedelta(seconds=seconds),
+        sent_at=F("sent_at") - timedelta(seconds=seconds),
     )
 
 
@@ -356,3 +359,24 @@ def test_a_test_request_and_a_confirm_or_save_never_deadlock(
 
     assert errors == []
     assert TestEmail.objects.filter(account=account).count() == 2
+
+
+def test_a_test_that_failed_before_sending_does_not_hold_up_the_next(make_account):
+    account = make_account(name="Relay")
+    TestEmail.objects.create(account=account, recipient="me@example.com", status="failed",
+                             error="The server rejected the login (535): check the password.")
+    # Fixed the password: test again at once.
+    services.request_test_email(account, to="me@example.com")
+    # That one is queued (it may go out): the wait applies now.
+    with pytest.raises(TestEmailThrottled):
+        services.request_test_email(account, to="me@example.com")
+
+
+def test_the_wait_follows_a_test_email_that_went_out(make_account):
+    from django.utils import timezone
+
+    account = make_account(name="Relay")
+    TestEmail.objects.create(account=account, recipient="me@example.com", status="failed",
+                             sent_at=timezone.now(), error="Bounced later.")
+    with pytest.raises(TestEmailThrottled):
+        services.request_test_email(account, to="me@example.com")

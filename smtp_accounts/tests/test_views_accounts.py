@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -61,8 +63,10 @@ def test_empty_list_offers_both_providers(admin_client):
 def test_list_shows_the_contract_columns(admin_client, make_account):
     make_account(name="Support desk", host="smtp.gmail.com", email="desk@example.com")
     page = admin_client.get(LIST).content.decode()
-    for column in ("Account Name", "Host", "Email", "Active", "Verified", "Last Update", "Actions"):
-        assert f">{column}</th>" in page
+    headers = [re.sub(r"<[^>]+>|[▲▼]", "", th).strip()
+               for th in re.findall(r"<th[^>]*>(.*?)</th>", page, re.S)]
+    assert headers == ["Account Name", "Host", "Email", "Active", "Verified", "Last Update",
+                       "Actions"]
     assert "smtp.gmail.com:587" in page and "desk@example.com" in page
     assert "Not verified" in page
 
@@ -205,7 +209,7 @@ def test_international_host_is_stored_as_punycode(admin_client):
 def test_names_are_unique(admin_client, make_account):
     make_account(name="Support desk")
     response = admin_client.post(CREATE, INTERNAL)
-    assert "already exists" in response.context["form"].errors["name"][0]
+    assert "An account with this name exists" in response.context["form"].errors["name"][0]
 
 
 def test_edit_keeps_the_stored_password_when_left_blank(admin_client, make_account):
@@ -301,3 +305,177 @@ def test_an_international_mailgun_domain_accepts_its_own_addresses(admin_client)
     assert admin_client.post(CREATE, data).status_code == 302
     assert SmtpAccount.objects.get().domain == "xn--r8jz45g.jp"
 
+
+
+def test_the_mailgun_notice_shows_only_without_a_key(admin_client, make_account, settings):
+    make_account(name="Campaigns", provider="external", domain="mg.example.com",
+                 email="news@mg.example.com", host="", port=None, username="", password="")
+    settings.MAILGUN_API_KEY = ""
+    assert "Mailgun is not configured" in admin_client.get("/settings/smtp-accounts/").text
+    assert "Mailgun is not configured" in admin_client.get("/settings/smtp-accounts/new/").text
+    settings.MAILGUN_API_KEY = "key-test"
+    assert "Mailgun is not configured" not in admin_client.get("/settings/smtp-accounts/").text
+    assert "Mailgun is not configured" not in admin_client.get(
+        "/settings/smtp-accounts/new/").text
+
+
+def test_state_filter_and_sorting_survive_paging(admin_client, make_account):
+    for number in range(30):
+        make_account(name=f"Desk {number:02}")
+    make_account(name="Off", is_active=False)
+    page = admin_client.get(LIST, {"state": "needs_test", "sort": "-name"})
+    names = [a.name for a in page.context["object_list"]]
+    assert names[0] == "Desk 29" and "Off" not in names and len(names) == 25
+    html = page.content.decode()
+    assert "state=needs_test&amp;sort=-name&amp;page=2" in html
+    page2 = admin_client.get(LIST, {"state": "needs_test", "sort": "-name", "page": 2})
+    assert [a.name for a in page2.context["object_list"]][-1] == "Desk 00"
+    # The column header links keep the filter and flip the order.
+    assert 'href="?state=needs_test&amp;sort=name"' in html
+    assert [a.name for a in admin_client.get(LIST, {"state": "inactive"}).context[
+        "object_list"]] == ["Off"]
+    newest = admin_client.get(LIST, {"sort": "-updated"}).context["object_list"][0]
+    assert newest.name == "Off"
+
+
+def test_a_new_row_shows_one_state_needs_test(admin_client, make_account):
+    account = make_account(name="Fresh")
+    row = admin_client.get(LIST).content.decode().split("data-account-row=")[1]
+    assert f'"{account.pk}"' in row and "Needs test" in row
+    assert ">Active<" not in row and "Ready" not in row
+
+
+def test_forbidden_and_missing_pages_are_inside_the_crm_layout(client, make_user):
+    client.force_login(make_user("view", "change"))
+    forbidden = client.get(CREATE)
+    assert forbidden.status_code == 403
+    missing = client.get(reverse("smtp_accounts:update", args=[999]))
+    assert missing.status_code == 404
+    for response, heading in ((forbidden, "You can’t do that here"), (missing, "Nothing here")):
+        html = response.content.decode()
+        assert heading in html and "System Settings" in html and ">SMTP Accounts</a>" in html
+
+
+def test_a_view_only_user_reads_view_only_in_actions(client, make_user, make_account):
+    make_account(name="Desk")
+    client.force_login(make_user("view"))
+    row = client.get(LIST).content.decode().split("data-account-row=")[1]
+    assert "View only" in row and ">Edit<" not in row
+
+
+def test_a_page_past_the_end_shows_the_last_page(admin_client, make_account):
+    for number in range(27):
+        make_account(name=f"Desk {number:02}")
+    response = admin_client.get(LIST, {"page": 99})
+    assert response.status_code == 200
+    assert response.context["page_obj"].number == 2
+    assert "Page 2 of 2" in response.content.decode()
+    assert admin_client.get(LIST, {"page": "x"}).context["page_obj"].number == 1
+
+
+def test_the_500_page_reveals_nothing(rf):
+    from django.views.defaults import server_error
+
+    response = server_error(rf.get("/settings/smtp-accounts/"))
+    html = response.content.decode()
+    assert response.status_code == 500
+    assert "Something went wrong" in html and "SMTP Accounts" in html
+    assert "Traceback" not in html and "settings" not in html.replace("/settings/", "")
+
+
+def test_losing_a_race_for_the_name_gives_the_form_back(admin_client):
+    """Another admin saves "Dev inbox" after this form was checked but before it is saved."""
+    from django.db.models.signals import pre_save
+
+    def the_other_admin(sender, instance, **kwargs):
+        pre_save.disconnect(the_other_admin, sender=SmtpAccount)
+        SmtpAccount.objects.create(name="Dev inbox", email="other@example.com")
+
+    pre_save.connect(the_other_admin, sender=SmtpAccount)
+    try:
+        response = admin_client.post(CREATE, {**INTERNAL, "name": "dev INBOX"})
+    finally:
+        pre_save.disconnect(the_other_admin, sender=SmtpAccount)
+    assert response.status_code == 200
+    assert response.context["form"].errors["name"] == [
+        "An account with this name exists (names are unique ignoring case)."]
+    assert not SmtpAccount.objects.filter(name="dev INBOX").exists()
+
+
+def field_html(page, name):
+    """The HTML of one field's block on the form page."""
+    return page.split(f'data-field="{name}"')[1].split('<div class="field')[0]
+
+
+def test_the_form_marks_provider_fields_required_and_says_the_name_limit(admin_client):
+    page = admin_client.get(CREATE).content.decode()
+    for name in ("host", "port", "domain", "name"):
+        assert "is-required" in page.split(f'data-field="{name}"')[0].rsplit("<div", 1)[1]
+    assert 'maxlength="100"' in field_html(page, "name")
+    assert "Up to 100 characters" in field_html(page, "name")
+
+
+def test_after_an_error_elsewhere_the_password_field_says_to_type_it_again(admin_client):
+    page = admin_client.post(CREATE, {**INTERNAL, "email": "not-an-email"}).content.decode()
+    password = field_html(page, "password")
+    assert "Type the password again: it is not kept when the form has errors." in password
+    assert "app-password-1" not in page
+
+
+def test_a_password_error_on_edit_is_not_contradicted_by_leave_blank(admin_client,
+                                                                     make_account):
+    account = make_account(name="Desk")
+    data = {**INTERNAL, "name": "Desk", "host": "smtp.other.example.com", "password": ""}
+    page = admin_client.post(reverse("smtp_accounts:update", args=[account.pk]),
+                             data).content.decode()
+    password = field_html(page, "password")
+    assert "Type the password again" in password and "Leave blank" not in password
+
+
+def test_a_500_report_with_frame_variables_never_holds_the_typed_password(
+        admin_client, settings):
+    """An error inside form.save with DEBUG off: Django's technical 500 report (what reporters
+    that read frames see) shows no frame holding the typed password."""
+    import sys
+
+    from django.core.signals import got_request_exception
+    from django.db.models.signals import pre_save
+    from django.views.debug import ExceptionReporter
+
+    settings.DEBUG = False
+    reports = []
+
+    def explode(sender, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    def report(sender, request, **kwargs):
+        reports.append(ExceptionReporter(request, *sys.exc_info()).get_traceback_html())
+
+    pre_save.connect(explode, sender=SmtpAccount)
+    got_request_exception.connect(report)
+    admin_client.raise_request_exception = False
+    try:
+        response = admin_client.post(CREATE, {**INTERNAL, "password": "typed-Secret-42"})
+    finally:
+        pre_save.disconnect(explode, sender=SmtpAccount)
+        got_request_exception.disconnect(report)
+    assert response.status_code == 500
+    [html] = reports
+    assert "the disk is full" in html and "save_account" in html and "in save" in html
+    assert "typed-Secret-42" not in html
+
+
+def test_the_delete_page_names_the_account_that_sends_next(admin_client, make_account):
+    from django.utils import timezone
+
+    first = make_account(name="Main relay", verified_at=timezone.now())
+    backup = make_account(name="Backup relay", verified_at=timezone.now(),
+                          email="backup@example.com")
+    page = admin_client.get(reverse("smtp_accounts:delete", args=[first.pk])).content.decode()
+    assert "After the delete, System Account mail goes through <strong>“Backup relay”</strong>" \
+        in page and "unless" not in page
+    last = admin_client.get(reverse("smtp_accounts:delete", args=[backup.pk]))
+    assert "goes through <strong>“Main relay”</strong>" in last.content.decode()
+    first.delete()
+    alone = admin_client.get(reverse("smtp_accounts:delete", args=[backup.pk])).content.decode()
+    assert "No other active and verified account sends System Account mail" in alone

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
@@ -16,12 +17,19 @@ from django.views.generic import CreateView, DeleteView, ListView, UpdateView
 
 from .. import services
 from ..forms import SmtpAccountForm
-from ..models import AccountType, Provider, SmtpAccount, TestEmail
+from ..models import AccountState, AccountType, Provider, SmtpAccount, TestEmail, state_filter
 from .history import history_page
+
+# ?sort= values → ordering; the name breaks ties so pages never overlap.
+SORTS = {
+    "name": ("name", "pk"), "-name": ("-name", "-pk"),
+    "updated": ("updated_at", "name"), "-updated": ("-updated_at", "name"),
+}
+FILTERS = ("q", "type", "provider", "active", "state")
 
 
 class AccountListView(PermissionRequiredMixin, ListView):
-    """The accounts table with search, filters and pagination."""
+    """The accounts table with search, filters, sortable columns and pagination."""
 
     permission_required = "smtp_accounts.view_smtpaccount"
     paginate_by = 25
@@ -46,16 +54,31 @@ class AccountListView(PermissionRequiredMixin, ListView):
             accounts = accounts.filter(provider=params["provider"])
         if params.get("active") in ("yes", "no"):
             accounts = accounts.filter(is_active=params["active"] == "yes")
-        return accounts.order_by("name")
+        if params.get("state") in AccountState.values:
+            accounts = accounts.filter(state_filter(params["state"]))
+        return accounts.order_by(*SORTS.get(params.get("sort"), SORTS["name"]))
+
+    def paginate_queryset(self, queryset, page_size):
+        """Like ListView's, but a page past the end (or not a number) shows the last (or
+        first) page instead of a 404: a bookmark outlives the accounts it counted."""
+        paginator = self.get_paginator(queryset, page_size)
+        page = paginator.get_page(self.request.GET.get("page"))
+        return paginator, page, page.object_list, page.has_other_pages()
 
     def get_context_data(self, **kwargs):
         params = self.request.GET.copy()
         params.pop("page", None)
+        unsorted = params.copy()
+        sort = unsorted.pop("sort", ["name"])[-1]
         return super().get_context_data(
             filters=params,
-            filtered=any(params.get(k) for k in ("q", "type", "provider", "active")),
+            filtered=any(params.get(k) for k in FILTERS),
             query_string=params.urlencode(),
+            unsorted_query=unsorted.urlencode(),
+            sort=sort if sort in SORTS else "name",
+            states=AccountState.choices,
             sending_ids=services.sending_account_ids(),
+            mailgun_is_configured=services.mailgun_is_configured(),
             now=timezone.now(),
             account_types=AccountType.choices,
             providers=Provider.choices,
@@ -102,7 +125,11 @@ class AccountFormMixin:
         return {**super().get_form_kwargs(), "user": self.request.user}
 
     def form_valid(self, form):
-        response = super().form_valid(form)
+        try:
+            response = super().form_valid(form)
+        except ValidationError as err:  # lost a race for the name: the form comes back
+            form.add_error(None, err)
+            return self.form_invalid(form)
         messages.success(self.request, self.success_message.format(name=self.object.name))
         return response
 
@@ -148,6 +175,11 @@ class AccountDeleteView(PermissionRequiredMixin, DeleteView):
     model = SmtpAccount
     permission_required = "smtp_accounts.delete_smtpaccount"
     success_url = reverse_lazy("smtp_accounts:list")
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            next_sender=services.sender_after_delete(self.object), **kwargs
+        )
 
     def form_valid(self, form):
         name = self.object.name

@@ -38,6 +38,17 @@
     });
   }
 
+  // A host typed by hand is no longer the preset's: the choice follows the host.
+  const hostInput = form.querySelector('input[name="host"]');
+  if (preset && hostInput) {
+    hostInput.addEventListener("input", function () {
+      const match = Object.keys(presets).find(function (key) {
+        return presets[key] === hostInput.value.trim().toLowerCase();
+      });
+      preset.value = match || "";
+    });
+  }
+
   form.querySelectorAll('input[name="provider"]').forEach(function (radio) {
     radio.addEventListener("change", showProvider);
   });

@@ -168,8 +168,16 @@
     const cell = row && row.querySelector("[data-verified-cell]");
     if (cell) {
       const badge = document.createElement("span");
-      badge.className = "badge badge-ok";
+      badge.className = "verified";
       badge.textContent = "Verified";
+      const state = row.querySelector("[data-state]");
+      if (state && state.dataset.state === "needs_test") {  // its one state is now Ready
+        const ready = document.createElement("span");
+        ready.className = "badge badge-ok";
+        ready.textContent = "Ready";
+        state.dataset.state = "ready";
+        state.replaceChildren(ready);
+      }
       const when = document.createElement("div");
       when.className = "muted small nowrap";
       when.textContent = data.account.verified_display;

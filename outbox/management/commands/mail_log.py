@@ -5,12 +5,12 @@ and why, Retry, and pruning old mail. The work is done by outbox.services, as on
 import json
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from outbox.models import OutboundMessage
 from outbox.services import log, retention, retry
 from smtp_accounts.management import output
-from smtp_accounts.management.commands.smtp_accounts import OneLineErrorParser
+from smtp_accounts.management.base import SafeCommand
 from smtp_accounts.models import AccountType
 from smtp_accounts.services import AccountNotFound, find_account
 
@@ -32,19 +32,11 @@ def days(text):
     return int(text)
 
 
-class Command(BaseCommand):
+class Command(SafeCommand):
     help = "The Mail Log: list and show messages, retry failed ones, prune old ones."
 
-    def create_parser(self, prog_name, subcommand, **kwargs):
-        """A parser whose own errors are one line, as in `smtp_accounts` (see there)."""
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        parser.__class__ = OneLineErrorParser
-        return parser
-
     def add_arguments(self, parser):
-        sub = parser.add_subparsers(
-            dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=OneLineErrorParser
-        )
+        sub = self.add_subparsers(parser, dest="subcommand", required=True, metavar="SUBCOMMAND")
         self._list_options(sub.add_parser("list", help="messages, newest first"))
         show = sub.add_parser("show", help="one message and its history")
         show.add_argument("id", help="the message's id")

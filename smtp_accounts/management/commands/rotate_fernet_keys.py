@@ -8,10 +8,11 @@ rows already on the first key are skipped.
 from dataclasses import dataclass, field
 from itertools import groupby
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db.models import Q
 
 from smtp_accounts.management.audited import AuditedCommandMixin
+from smtp_accounts.management.base import SafeCommand
 from smtp_accounts.models import SmtpAccount
 from smtp_accounts.services import BATCH, SECRET_COLUMNS, rotate_account, secret_rows
 
@@ -32,7 +33,7 @@ class Tally:
         return self.rotated + self.current + len(self.unreadable)
 
 
-class Command(AuditedCommandMixin, BaseCommand):
+class Command(AuditedCommandMixin, SafeCommand):
     help = (
         "Re-encrypt every stored SMTP password and sign-in token with the first key of "
         "FERNET_KEYS. Put the new "

@@ -9,7 +9,7 @@ import json
 import sys
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError
 from django.forms import model_to_dict
 from django.views.decorators.debug import sensitive_variables
 
@@ -17,40 +17,18 @@ from smtp_accounts import services
 from smtp_accounts.forms import SmtpAccountForm
 from smtp_accounts.management import output
 from smtp_accounts.management.audited import AuditedCommandMixin
+from smtp_accounts.management.base import SafeCommand
 from smtp_accounts.models import AccountType, AuthMethod, SmtpAccount
 
 FORM_FIELDS = SmtpAccountForm.Meta.fields
 
 
-class OneLineErrorParser(CommandParser):
-    """A parser whose usage errors, from a shell, are one line like all the command's errors.
-
-    `call_command()` still gets CommandError; argparse's default would print the whole usage.
-    """
-
-    def error(self, message):
-        if not self.called_from_command_line:
-            super().error(message)  # raises CommandError, for call_command()
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-class Command(AuditedCommandMixin, BaseCommand):
+class Command(AuditedCommandMixin, SafeCommand):
     help = "List, create, change, delete, test, diagnose and send through the SMTP accounts."
     stealth_options = ("stdin",)
 
-    def create_parser(self, prog_name, subcommand, **kwargs):
-        """The command's parser, whose own errors (an unknown subcommand or option, none at
-        all) are one line too. Returns a OneLineErrorParser."""
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # Django builds a plain CommandParser and offers no hook for its class. The subclass
-        # only overrides error() and keeps no state of its own, so switching is safe.
-        parser.__class__ = OneLineErrorParser
-        return parser
-
     def add_arguments(self, parser):
-        sub = parser.add_subparsers(
-            dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=OneLineErrorParser
-        )
+        sub = self.add_subparsers(parser, dest="subcommand", required=True, metavar="SUBCOMMAND")
         self._json_flag(sub.add_parser("list", help="list every account"))
         self._json_flag(self._for_account(sub, "show", "one account's settings and state"))
         self._account_options(sub.add_parser("create", help="add an account"))
