@@ -44,6 +44,10 @@ class SmtpAccount(models.Model):
     )
     # Changing any of these sends the stored password somewhere new, so it must be retyped.
     PASSWORD_BOUND_FIELDS = ("host", "port", "username", "security")
+    # The bounce mailbox (IMAP over TLS): where the account's server returns undelivered mail.
+    # Its password is bound to all three, like the account's. Not a connection field: reading
+    # bounces has nothing to do with whether the account may send.
+    BOUNCE_FIELDS = ("bounce_host", "bounce_port", "bounce_username")
 
     name = models.CharField(
         "Account Name", max_length=100, unique=True, validators=[validate_header_safe]
@@ -74,6 +78,15 @@ class SmtpAccount(models.Model):
         "TLS/SSL", max_length=10, choices=Security.choices, default=Security.STARTTLS
     )
     is_active = models.BooleanField("Is Active?", default=True)
+    bounce_host = models.CharField("IMAP host", max_length=253, blank=True)
+    bounce_port = models.PositiveIntegerField(
+        "IMAP port", default=993, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    bounce_username = models.CharField("IMAP user", max_length=254, blank=True)
+    bounce_password_encrypted = models.TextField(blank=True, editable=False)
+    # The last time the bounce mailbox was read, and what went wrong then ("" when it worked).
+    bounce_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    bounce_error = models.TextField(blank=True, editable=False)
     verified_at = models.DateTimeField("Verified", null=True, blank=True, editable=False)
     # The last configuration problem delivery ran into (login refused, TLS failure …).
     last_error = models.TextField(blank=True, editable=False)
@@ -189,6 +202,27 @@ class SmtpAccount(models.Model):
         return crypto.decrypt(self.password_encrypted)
 
     @property
+    def has_bounce_mailbox(self):
+        """True when bounces are read over IMAP: an internal account with an IMAP host."""
+        return not self.is_external and bool(self.bounce_host)
+
+    @property
+    def has_bounce_password(self):
+        return bool(self.bounce_password_encrypted)
+
+    @sensitive_variables()
+    def set_bounce_password(self, raw_password):
+        """Encrypt and store the bounce mailbox's password (an empty value clears it)."""
+        self.bounce_password_encrypted = crypto.encrypt(raw_password) if raw_password else ""
+
+    @sensitive_variables()
+    def get_bounce_password(self):
+        """The bounce mailbox's plaintext password ("" if none). Raises UndecryptableSecret."""
+        if not self.bounce_password_encrypted:
+            return ""
+        return crypto.decrypt(self.bounce_password_encrypted)
+
+    @property
     def from_address(self):
         """The From header: `From Name <email>`, properly quoted."""
         from email.utils import formataddr
@@ -208,4 +242,12 @@ class SmtpAccount(models.Model):
         self.last_error_at = timezone.now()
         SmtpAccount.objects.filter(pk=self.pk).update(
             last_error=message, last_error_at=self.last_error_at
+        )
+
+    def record_bounce_check(self, error=""):
+        """Keep when the bounce mailbox was last read and what went wrong ("" = it worked)."""
+        self.bounce_error = error
+        self.bounce_checked_at = timezone.now()
+        SmtpAccount.objects.filter(pk=self.pk).update(
+            bounce_error=error, bounce_checked_at=self.bounce_checked_at
         )
