@@ -165,6 +165,8 @@ ANYMAIL = {
 SMTP_ACCOUNTS_ALLOWED_NETWORKS = env.list("SMTP_ACCOUNTS_ALLOWED_NETWORKS", default=[])
 SMTP_ACCOUNTS_CA_FILE = env.str("SMTP_ACCOUNTS_CA_FILE", default="")
 SMTP_ACCOUNTS_TIMEOUT = env.float("SMTP_ACCOUNTS_TIMEOUT", default=15)
+# How often beat reads the internal accounts' bounce mailboxes (IMAP).
+SMTP_ACCOUNTS_BOUNCE_POLL_SECONDS = env.int("SMTP_ACCOUNTS_BOUNCE_POLL_SECONDS", default=300)
 # The local dev inbox (debug only): `make run` serves it on this port and the app shows it.
 SMTP_ACCOUNTS_DEV_INBOX_PORT = env.int("SMTP_ACCOUNTS_DEV_INBOX_PORT", default=1025)
 SMTP_ACCOUNTS_DEV_INBOX_DIR = BASE_DIR / "var" / "dev-inbox"

@@ -18,7 +18,8 @@ class SmtpAccountAdmin(admin.ModelAdmin):
     )
     list_filter = ("account_type", "provider", "is_active")
     search_fields = ("name", "email", "host", "domain")
-    readonly_fields = ("verified_at", "last_error", "last_error_at", "updated_at", "updated_by")
+    readonly_fields = ("verified_at", "last_error", "last_error_at", "bounce_checked_at",
+                       "bounce_error", "updated_at", "updated_by")
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form_class = super().get_form(request, obj, change=change, **kwargs)
@@ -32,7 +33,7 @@ class SmtpAccountAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         return [*SmtpAccountForm.base_fields, *self.readonly_fields]
 
-    @method_decorator(sensitive_post_parameters("password"))
+    @method_decorator(sensitive_post_parameters("password", "bounce_password"))
     def changeform_view(self, request, *args, **kwargs):
         return super().changeform_view(request, *args, **kwargs)
 

@@ -3,6 +3,7 @@
 from django import forms
 
 from . import services
+from .bounce_form import BOUNCE_FORM_FIELDS, BounceMailboxFields
 from .models import Provider, Security, SmtpAccount
 from .validators import normalize_domain, normalize_hostname
 
@@ -16,10 +17,10 @@ PRESETS = {
 PRESET_CHOICES = [("", "Custom")] + [(key, label) for key, (label, _host) in PRESETS.items()]
 
 EXTERNAL_ONLY = ("domain",)
-INTERNAL_ONLY = ("host", "port", "username", "password", "security")
+INTERNAL_ONLY = ("host", "port", "username", "password", "security", *BOUNCE_FORM_FIELDS)
 
 
-class SmtpAccountForm(forms.ModelForm):
+class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
     """Create or edit an account. The password is write-only: never rendered, never echoed.
 
     Left blank on edit it keeps the stored one, unless host, port, user or TLS/SSL changed:
@@ -106,6 +107,7 @@ class SmtpAccountForm(forms.ModelForm):
             if not data.get("security"):
                 self.add_error("security", "Choose how to secure the connection.")
             self._check_password(data)
+        self.clean_bounce_mailbox(data, internal=data.get("provider") != Provider.EXTERNAL)
         return data
 
     def _ignore(self, fields):
@@ -159,5 +161,6 @@ class SmtpAccountForm(forms.ModelForm):
             # password: drop the stored one rather than keep a secret nothing uses.
             password = ""
         if commit:
-            services.save_account(account, password=password, user=self.user)
+            services.save_account(account, password=password, user=self.user,
+                                  bounce_password=self.bounce_password_to_save)
         return account

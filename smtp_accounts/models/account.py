@@ -40,7 +40,7 @@ class SmtpAccount(models.Model):
     # What a form or a command may change.
     EDITABLE_FIELDS = (
         "name", "account_type", "provider", "domain", "email", "from_name", "host", "port",
-        "username", "security", "is_active",
+        "username", "security", "is_active", "bounce_host", "bounce_port", "bounce_username",
     )
     # Changing any of these sends the stored password somewhere new, so it must be retyped.
     PASSWORD_BOUND_FIELDS = ("host", "port", "username", "security")
@@ -48,6 +48,7 @@ class SmtpAccount(models.Model):
     # Its password is bound to all three, like the account's. Not a connection field: reading
     # bounces has nothing to do with whether the account may send.
     BOUNCE_FIELDS = ("bounce_host", "bounce_port", "bounce_username")
+    LOADED_FIELDS = (*CONNECTION_FIELDS, *BOUNCE_FIELDS)  # what changed_fields() can tell
 
     name = models.CharField(
         "Account Name", max_length=100, unique=True, validators=[validate_header_safe]
@@ -162,7 +163,7 @@ class SmtpAccount(models.Model):
         instance = super().from_db(db, field_names, values)
         # Remember how the account connected when loaded, to tell what an edit changed.
         instance._loaded = {
-            f: getattr(instance, f) for f in cls.CONNECTION_FIELDS if f in field_names
+            f: getattr(instance, f) for f in cls.LOADED_FIELDS if f in field_names
         }
         return instance
 

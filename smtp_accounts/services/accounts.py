@@ -12,19 +12,27 @@ class AccountNotFound(LookupError):
 
 
 @transaction.atomic
-def save_account(account, *, password=None, user=None):
+def save_account(account, *, password=None, user=None, bounce_password=None):
     """Save `account` (new or edited) and return it.
 
     `password`: a new plaintext password, or None to keep the stored one. A change of how the
     account connects (see SmtpAccount.CONNECTION_FIELDS) or a new password makes it unverified
     and voids every pending test code, since the old proof no longer applies.
+    `bounce_password`: the same for the bounce mailbox ("" drops it); a new mailbox forgets
+    the last one's error, but leaves the account verified (it does not change sending).
     """
     if password is not None:
         account.set_password(password)
+    if bounce_password is not None:
+        account.set_bounce_password(bounce_password)
     reconnects = account.changed_fields(SmtpAccount.CONNECTION_FIELDS) or password is not None
     # An edit writes only what an edit may change, so a test confirmed (or an error recorded)
     # while the form was open is not overwritten with the values it was loaded with.
-    fields = [*SmtpAccount.EDITABLE_FIELDS, "password_encrypted", "updated_by", "updated_at"]
+    fields = [*SmtpAccount.EDITABLE_FIELDS, "password_encrypted", "bounce_password_encrypted",
+              "updated_by", "updated_at"]
+    if account.changed_fields(SmtpAccount.BOUNCE_FIELDS) or bounce_password is not None:
+        account.bounce_error, account.bounce_checked_at = "", None
+        fields += ["bounce_error", "bounce_checked_at"]
     if account.pk and reconnects:
         account.verified_at = None
         account.last_error = ""
@@ -36,7 +44,7 @@ def save_account(account, *, password=None, user=None):
     if user is not None and user.is_authenticated:
         account.updated_by = user
     account.save(update_fields=fields if account.pk else None)
-    account._loaded = {f: getattr(account, f) for f in SmtpAccount.CONNECTION_FIELDS}
+    account._loaded = {f: getattr(account, f) for f in SmtpAccount.LOADED_FIELDS}
     return account
 
 
