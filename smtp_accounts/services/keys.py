@@ -7,13 +7,15 @@ that was read, and rows already on the first key are skipped.
 from .. import crypto
 from ..models import SmtpAccount
 
-__all__ = ["BATCH", "rotate_secret", "secret_rows"]
+__all__ = ["BATCH", "SECRET_FIELDS", "rotate_secret", "secret_count", "secret_rows"]
 
 BATCH = 500
+# Every encrypted column of an account, and what an admin calls it.
+SECRET_FIELDS = {"password_encrypted": "password", "bounce_password_encrypted": "IMAP password"}
 
 
-def rotate_secret(pk, token, *, dry_run=False):
-    """Re-encrypt one account's password. Returns "rotated" or "current".
+def rotate_secret(pk, token, *, field="password_encrypted", dry_run=False):
+    """Re-encrypt one secret of an account. Returns "rotated" or "current".
 
     Raises crypto.UndecryptableSecret when no key opens the token (the row is left alone).
     """
@@ -22,17 +24,25 @@ def rotate_secret(pk, token, *, dry_run=False):
     new_token = crypto.rotate(token)
     if dry_run:
         return "rotated"
-    # Only if nobody saved a new password since we read it (that one is already current).
-    updated = SmtpAccount.objects.filter(pk=pk, password_encrypted=token).update(
-        password_encrypted=new_token
-    )
+    # Only if nobody saved a new secret since we read it (that one is already current).
+    updated = SmtpAccount.objects.filter(pk=pk, **{field: token}).update(**{field: new_token})
     return "rotated" if updated else "current"
 
 
+def secret_count():
+    """How many secrets are stored, over every account and SECRET_FIELDS."""
+    return sum(SmtpAccount.objects.exclude(**{f: ""}).count() for f in SECRET_FIELDS)
+
+
 def secret_rows(pks):
-    """(id, name, token) of the accounts `pks`, read fresh in batches."""
+    """(id, name, field, token) of each secret the accounts `pks` store, read fresh in
+    batches."""
     for start in range(0, len(pks), BATCH):
         chunk = pks[start : start + BATCH]
-        yield from SmtpAccount.objects.filter(pk__in=chunk).order_by("pk").values_list(
-            "pk", "name", "password_encrypted"
+        rows = SmtpAccount.objects.filter(pk__in=chunk).order_by("pk").values_list(
+            "pk", "name", *SECRET_FIELDS
         )
+        for pk, name, *tokens in rows:
+            for field, token in zip(SECRET_FIELDS, tokens, strict=True):
+                if token:
+                    yield pk, name, field, token

@@ -8,10 +8,11 @@ rows already on the first key are skipped.
 from dataclasses import dataclass, field
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Q
 
 from smtp_accounts import crypto
 from smtp_accounts.models import SmtpAccount
-from smtp_accounts.services import BATCH, rotate_secret, secret_rows
+from smtp_accounts.services import BATCH, SECRET_FIELDS, rotate_secret, secret_count, secret_rows
 
 BAR_WIDTH = 30
 
@@ -23,7 +24,7 @@ class Tally:
     total: int = 0
     rotated: int = 0
     current: int = 0
-    unreadable: list = field(default_factory=list)  # (id, name) no key opens
+    unreadable: list = field(default_factory=list)  # (id, name, field) no key opens
 
     @property
     def done(self):
@@ -32,8 +33,8 @@ class Tally:
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every stored SMTP password with the first key of FERNET_KEYS. Put the new "
-        "key first, keep the old ones after it, run this, then drop the old keys."
+        "Re-encrypt every stored SMTP and IMAP password with the first key of FERNET_KEYS. Put "
+        "the new key first, keep the old ones after it, run this, then drop the old keys."
     )
 
     def add_arguments(self, parser):
@@ -42,16 +43,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, dry_run=False, **options):
-        pks = list(
-            SmtpAccount.objects.exclude(password_encrypted="").order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        tally = Tally(total=len(pks))
-        for pk, name, token in secret_rows(pks):
+        stored = Q()
+        for secret in SECRET_FIELDS:
+            stored |= ~Q(**{secret: ""})
+        pks = list(SmtpAccount.objects.filter(stored).order_by("pk").values_list("pk", flat=True))
+        tally = Tally(total=secret_count())
+        for pk, name, secret, token in secret_rows(pks):
             try:
-                outcome = rotate_secret(pk, token, dry_run=dry_run)
+                outcome = rotate_secret(pk, token, field=secret, dry_run=dry_run)
             except crypto.UndecryptableSecret:
-                tally.unreadable.append((pk, name))
+                tally.unreadable.append((pk, name, secret))
             else:
                 setattr(tally, outcome, getattr(tally, outcome) + 1)
             self._progress(tally)
@@ -77,13 +78,18 @@ class Command(BaseCommand):
             f"{tally.rotated} {verb}, {tally.current} already on the first key, "
             f"{len(tally.unreadable)} unreadable (of {tally.total} stored passwords)."
         )
-        for pk, name in tally.unreadable:
+        for pk, name, secret in tally.unreadable:
             self.stderr.write(
-                f"Account {name!r} (id {pk}): no key in FERNET_KEYS opens its password; it was "
-                f"left unchanged. Add the key it was saved with to FERNET_KEYS and run this "
-                f"again, or re-enter the password (smtp_accounts update {pk} --password-stdin)."
+                f"Account {name!r} (id {pk}): no key in FERNET_KEYS opens its "
+                f"{SECRET_FIELDS[secret]}; it was left unchanged. Add the key it was saved with "
+                f"to FERNET_KEYS and run this again, or {_retype(pk, secret)}."
             )
         if tally.unreadable:
-            raise CommandError(
-                f"{len(tally.unreadable)} account(s) could not be re-encrypted; see above."
-            )
+            accounts = len({pk for pk, _name, _secret in tally.unreadable})
+            raise CommandError(f"{accounts} account(s) could not be re-encrypted; see above.")
+
+
+def _retype(pk, secret):
+    if secret == "password_encrypted":
+        return f"re-enter the password (smtp_accounts update {pk} --password-stdin)"
+    return "type the IMAP password again on the account's edit page"
