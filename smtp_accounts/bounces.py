@@ -29,7 +29,10 @@ from .dsn import parse_bounce
 from .senders.base import ConfigurationError
 from .senders.smtp import tls_context
 
-__all__ = ["BounceMailbox", "BounceMailboxError", "UnseenBounce", "open_bounce_mailbox"]
+__all__ = [
+    "BounceMailbox", "BounceMailboxError", "UnseenBounce", "check_bounce_mailbox",
+    "open_bounce_mailbox",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +88,10 @@ class BounceMailbox:
         self.account = account
         self.client = client
 
-    def unseen_uids(self):
-        """UIDs of the unseen messages, oldest first, at most MAX_PER_RUN of them."""
+    def unseen_uids(self, limit=MAX_PER_RUN):
+        """UIDs of the unseen messages, oldest first, at most `limit` of them."""
         data = self._call(self.client.uid, "SEARCH", None, "UNSEEN")
-        return (data[0] or b"").split()[:MAX_PER_RUN]
+        return (data[0] or b"").split()[:limit]
 
     def unseen_bounces(self):
         """Yield an UnseenBounce for each unseen message that is a bounce. Raises
@@ -137,6 +140,17 @@ def open_bounce_mailbox(account):
         yield mailbox
     finally:
         _logout(client)
+
+
+def check_bounce_mailbox(account):
+    """Log in to the bounce mailbox and change nothing. Returns what was seen, in a line;
+    raises BounceMailboxError."""
+    with open_bounce_mailbox(account) as mailbox:
+        unseen = len(mailbox.unseen_uids(limit=None))
+        tls = mailbox.client.sock.version()
+    return (f"logged in to {account.bounce_host}:{account.bounce_port} as "
+            f"{account.bounce_username} ({tls}); {unseen} unseen message"
+            f"{'' if unseen == 1 else 's'} in {MAILBOX}")
 
 
 def _connect(account):

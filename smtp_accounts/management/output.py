@@ -64,6 +64,7 @@ def account_details(account, latest_test=None):
             ("User", account.username or "-"),
             ("Password", "stored" if account.has_password else "none"),
             ("TLS/SSL", account.get_security_display()),
+            ("Bounces", bounce_mailbox_summary(account)),  # the mailbox they return to
         ]
     pairs += [
         ("Is Active?", yes_no(account.is_active)),
@@ -75,6 +76,18 @@ def account_details(account, latest_test=None):
     if account.last_error:
         pairs.append(("Last error", f"{account.last_error} ({when(account.last_error_at)})"))
     return pairs
+
+
+def bounce_mailbox_summary(account):
+    """ "imap.example.com:993 as bounces@example.com; last read … " or "none"."""
+    if not account.has_bounce_mailbox:
+        return "none"
+    text = f"{account.bounce_host}:{account.bounce_port} as {account.bounce_username}"
+    if account.bounce_error:
+        return f"{text}; last read {when(account.bounce_checked_at)} failed: {account.bounce_error}"
+    if account.bounce_checked_at:
+        return f"{text}; last read {when(account.bounce_checked_at)}"
+    return f"{text}; not read yet"
 
 
 def details(pairs):

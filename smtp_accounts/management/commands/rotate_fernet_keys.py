@@ -90,6 +90,6 @@ class Command(BaseCommand):
 
 
 def _retype(pk, secret):
-    if secret == "password_encrypted":
+    if secret == "password_encrypted":  # noqa: S105 (a column name, not a password)
         return f"re-enter the password (smtp_accounts update {pk} --password-stdin)"
     return "type the IMAP password again on the account's edit page"
