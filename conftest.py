@@ -11,6 +11,7 @@ pytest_plugins = [
     "smtp_accounts.tests.fixtures.mailgun_server",
     "smtp_accounts.tests.fixtures.worker",
     "smtp_accounts.tests.fixtures.browser",
+    "smtp_accounts.tests.fixtures.oauth_server",
 ]
 
 
@@ -25,12 +26,12 @@ def _plain_static_files(settings):
 
 @pytest.fixture(autouse=True)
 def _close_kept_connections():
-    # A delivery keeps each account's connection open in this process (services.connections);
-    # one test's servers must not serve the next test's sends.
+    # A delivery keeps each account's connection open in this process (outbox's
+    # services/connections.py); one test's servers must not serve the next test's sends.
     yield
-    from smtp_accounts import services
+    from outbox.services import close_connections
 
-    services.close_connections()
+    close_connections()
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "anymail",
     "smtp_accounts",
+    "outbox",
 ]
 
 MIDDLEWARE = [
@@ -52,6 +53,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "smtp_accounts.middleware.AuditActorMiddleware",  # who changed an account, and from where
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -167,12 +169,43 @@ SMTP_ACCOUNTS_CA_FILE = env.str("SMTP_ACCOUNTS_CA_FILE", default="")
 SMTP_ACCOUNTS_TIMEOUT = env.float("SMTP_ACCOUNTS_TIMEOUT", default=15)
 # How often beat reads the internal accounts' bounce mailboxes (IMAP).
 SMTP_ACCOUNTS_BOUNCE_POLL_SECONDS = env.int("SMTP_ACCOUNTS_BOUNCE_POLL_SECONDS", default=300)
+# Sent and failed mail older than this is pruned daily by beat (outbox.tasks.prune_messages).
+SMTP_ACCOUNTS_LOG_RETENTION_DAYS = env.int("SMTP_ACCOUNTS_LOG_RETENTION_DAYS", default=90)
 # The local dev inbox (debug only): `make run` serves it on this port and the app shows it.
 SMTP_ACCOUNTS_DEV_INBOX_PORT = env.int("SMTP_ACCOUNTS_DEV_INBOX_PORT", default=1025)
 SMTP_ACCOUNTS_DEV_INBOX_DIR = BASE_DIR / "var" / "dev-inbox"
 
+# Sign in with Google / Microsoft (smtp_accounts/oauth.py): a provider is offered only when
+# its client id is set. The URLs are overridable so tests can point them at a local server.
+SMTP_ACCOUNTS_GOOGLE_CLIENT_ID = env.str("SMTP_ACCOUNTS_GOOGLE_CLIENT_ID", default="")
+SMTP_ACCOUNTS_GOOGLE_CLIENT_SECRET = env.str("SMTP_ACCOUNTS_GOOGLE_CLIENT_SECRET", default="")
+SMTP_ACCOUNTS_GOOGLE_AUTH_URL = env.str(
+    "SMTP_ACCOUNTS_GOOGLE_AUTH_URL", default="https://accounts.google.com/o/oauth2/v2/auth"
+)
+SMTP_ACCOUNTS_GOOGLE_TOKEN_URL = env.str(
+    "SMTP_ACCOUNTS_GOOGLE_TOKEN_URL", default="https://oauth2.googleapis.com/token"
+)
+SMTP_ACCOUNTS_MICROSOFT_CLIENT_ID = env.str("SMTP_ACCOUNTS_MICROSOFT_CLIENT_ID", default="")
+SMTP_ACCOUNTS_MICROSOFT_CLIENT_SECRET = env.str(
+    "SMTP_ACCOUNTS_MICROSOFT_CLIENT_SECRET", default=""
+)
+SMTP_ACCOUNTS_MICROSOFT_TENANT = env.str("SMTP_ACCOUNTS_MICROSOFT_TENANT", default="common")
+_MICROSOFT_LOGIN = (
+    f"https://login.microsoftonline.com/{SMTP_ACCOUNTS_MICROSOFT_TENANT}/oauth2/v2.0"
+)
+SMTP_ACCOUNTS_MICROSOFT_AUTH_URL = env.str(
+    "SMTP_ACCOUNTS_MICROSOFT_AUTH_URL", default=f"{_MICROSOFT_LOGIN}/authorize"
+)
+SMTP_ACCOUNTS_MICROSOFT_TOKEN_URL = env.str(
+    "SMTP_ACCOUNTS_MICROSOFT_TOKEN_URL", default=f"{_MICROSOFT_LOGIN}/token"
+)
+# Not environment variables: how long a started sign-in may take, and how long before its
+# expiry an access token is refreshed (tests shrink them).
+SMTP_ACCOUNTS_OAUTH_STATE_SECONDS = 600
+SMTP_ACCOUNTS_OAUTH_REFRESH_MARGIN_SECONDS = 300
+
 # Django's own mail (password resets, admin errors) goes through the System Account.
-EMAIL_BACKEND = "smtp_accounts.backends.EmailBackend"
+EMAIL_BACKEND = "outbox.backends.EmailBackend"
 # Used only when a message names no sender; the System Account's address is used otherwise.
 DEFAULT_FROM_EMAIL = "crm@localhost"
 
@@ -204,9 +237,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_POOL_LIMIT = 10
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Redis re-delivers a task not acknowledged within this time, and a retry waiting for its
-    # countdown is such a task: keep it longer than the longest retry delay (the outbox's
-    # BACKOFF_CAP, one hour).
+    # Redis re-delivers a task not acknowledged within this time: longer than a task can
+    # wait behind a backlog plus its run. The outbox's scheduler gives a task up for lost
+    # only after this long (outbox/policy.py LOST_AFTER).
     "visibility_timeout": 2 * 60 * 60,
     # An enqueue must fail fast when Redis is down (the row stays queued and the sweeper
     # enqueues it later), never hang the web request.
@@ -225,12 +258,18 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # while `-Q mail` gives a worker that never takes campaign work.
 CELERY_TASK_DEFAULT_QUEUE = "mail"
 CELERY_TASK_QUEUES = {"mail": {}, "campaigns": {}}
-CELERY_TASK_ROUTES = {"smtp_accounts.tasks.deliver_batch": {"queue": "campaigns"}}
+CELERY_TASK_ROUTES = {"outbox.tasks.deliver_batch": {"queue": "campaigns"}}
+# The outbox's scheduler tick (outbox/policy.py SWEEP_INTERVAL) and the daily retention.
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {
-        "task": "smtp_accounts.tasks.sweep_outbox",
-        "schedule": 60.0,
-        "options": {"expires": 50},  # a sweep that waited this long is replaced by the next
+        "task": "outbox.tasks.sweep_outbox",
+        "schedule": 20.0,
+        "options": {"expires": 15},  # a tick that waited this long is replaced by the next
+    },
+    "prune-outbox": {
+        "task": "outbox.tasks.prune_messages",
+        "schedule": 24 * 60 * 60.0,
+        "options": {"expires": 60 * 60},
     },
 }
 

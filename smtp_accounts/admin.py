@@ -6,7 +6,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from . import services
 from .forms import SmtpAccountForm
-from .models import OutboundMessage, SmtpAccount, TestEmail
+from .models import AccountEvent, SmtpAccount, TestEmail
 
 
 @admin.register(SmtpAccount)
@@ -18,8 +18,8 @@ class SmtpAccountAdmin(admin.ModelAdmin):
     )
     list_filter = ("account_type", "provider", "is_active")
     search_fields = ("name", "email", "host", "domain")
-    readonly_fields = ("verified_at", "last_error", "last_error_at", "bounce_checked_at",
-                       "bounce_error", "updated_at", "updated_by")
+    readonly_fields = ("verified_at", "signed_in_as", "last_error", "last_error_at",
+                       "bounce_checked_at", "bounce_error", "updated_at", "updated_by")
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form_class = super().get_form(request, obj, change=change, **kwargs)
@@ -43,19 +43,10 @@ class SmtpAccountAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         services.delete_account(obj)
 
-
-@admin.register(OutboundMessage)
-class OutboundMessageAdmin(admin.ModelAdmin):
-    list_display = ("subject", "account", "status", "attempts", "created_at", "sent_at")
-    list_filter = ("status", "account_type")
-    search_fields = ("subject", "provider_message_id")
-    exclude = ("body_text", "body_html")
-
-    def has_add_permission(self, request):
-        return False  # mail is queued by services.send_email, never by hand
-    readonly_fields = [
-        f.name for f in OutboundMessage._meta.fields if f.name not in ("body_text", "body_html")
-    ]
+    def delete_queryset(self, request, queryset):
+        # "Delete selected" would delete in bulk, past the service and its audit entries.
+        for account in queryset:
+            services.delete_account(account)
 
 
 @admin.register(TestEmail)
@@ -70,3 +61,21 @@ class TestEmailAdmin(admin.ModelAdmin):
         "account", "recipient", "requested_by", "status", "error", "attempts", "expires_at",
         "sent_at", "confirmed_at",
     )
+
+
+@admin.register(AccountEvent)
+class AccountEventAdmin(admin.ModelAdmin):
+    """The audit trail, read-only: entries are written by the services, never by hand."""
+
+    list_display = ("at", "account_name", "action", "actor", "actor_ip")
+    list_filter = ("action",)
+    search_fields = ("account_name", "actor")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

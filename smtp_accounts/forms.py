@@ -2,9 +2,9 @@
 
 from django import forms
 
-from . import services
+from . import oauth, services
 from .bounce_form import BOUNCE_FORM_FIELDS, BounceMailboxFields
-from .models import Provider, Security, SmtpAccount
+from .models import AuthMethod, Provider, Security, SmtpAccount
 from .validators import normalize_domain, normalize_hostname
 
 # The product's presets: each fills Host, and port 587 with STARTTLS.
@@ -16,8 +16,12 @@ PRESETS = {
 }
 PRESET_CHOICES = [("", "Custom")] + [(key, label) for key, (label, _host) in PRESETS.items()]
 
+# The presets whose provider offers Sign in with OAuth (the page suggests it).
+PRESET_SIGN_IN = {"gmail": AuthMethod.GOOGLE, "outlook": AuthMethod.MICROSOFT}
+
 EXTERNAL_ONLY = ("domain",)
-INTERNAL_ONLY = ("host", "port", "username", "password", "security", *BOUNCE_FORM_FIELDS)
+INTERNAL_ONLY = ("host", "port", "username", "password", "security", "auth_method",
+                 *BOUNCE_FORM_FIELDS)
 
 
 class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
@@ -68,6 +72,7 @@ class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
         # Only the chosen provider's fields are posted (the page hides the others), so the
         # per-provider requirements live in clean() and SmtpAccount.clean().
         self.fields["security"].required = False
+        self._offer_sign_in()
         self.order_fields(["provider", "name", "account_type", "preset", *self.Meta.fields])
         known = {host: key for key, (_label, host) in PRESETS.items()}
         self.initial.setdefault("preset", known.get(self.instance.host, ""))
@@ -76,6 +81,42 @@ class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
                 "A password is stored. Leave blank to keep it; it must be typed again if "
                 "Host, Port, User or TLS/SSL change."
             )
+
+    def _offer_sign_in(self):
+        """Sign-in offers Google / Microsoft only where the deployment has their client id;
+        a POST without the field keeps the account's Sign-in."""
+        field = self.fields["auth_method"]
+        offered = {AuthMethod.PASSWORD, *oauth.offered_methods()}
+        field.choices = [(v, label) for v, label in AuthMethod.choices if v in offered]
+        field.required = False
+        field.error_messages["invalid_choice"] = (
+            "That Sign-in is not set up on this CRM (its OAuth client id is not configured); "
+            "choose Password."
+        )
+        field.help_text = ("Gmail and Microsoft 365 mailboxes can sign in with OAuth instead of "
+                           "a password: no password is stored.")
+
+    @property
+    def sign_in_offered(self):
+        """True when a choice besides Password is offered."""
+        return len(self.fields["auth_method"].choices) > 1
+
+    @property
+    def preset_sign_in(self):
+        """{preset: sign-in} for the page's script, for the offered sign-ins only."""
+        offered = oauth.offered_methods()
+        return {key: method for key, method in PRESET_SIGN_IN.items() if method in offered}
+
+    @property
+    def app_password_provider(self):
+        """"gmail" or "yahoo" when a password account points there (they need an app
+        password); "" otherwise."""
+        method = self.data.get("auth_method") or self.initial.get("auth_method")
+        host = (self.data.get("host") or self.initial.get("host") or "").strip().lower()
+        if (method or self.instance.auth_method) != AuthMethod.PASSWORD:
+            return ""
+        return next((name for name in ("gmail", "yahoo")
+                     if host == f"{name}.com" or host.endswith(f".{name}.com")), "")
 
     @property
     def preset_hosts(self):
@@ -91,6 +132,9 @@ class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
         host = self.cleaned_data.get("host")
         return normalize_hostname(host) if host else host
 
+    def clean_auth_method(self):
+        return self.cleaned_data.get("auth_method") or self.instance.auth_method
+
     def clean_domain(self):
         domain = self.cleaned_data.get("domain")
         return normalize_domain(domain) if domain else domain
@@ -100,13 +144,18 @@ class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
         self._apply_preset(data)
         if data.get("provider") == Provider.EXTERNAL:
             self._ignore(INTERNAL_ONLY)
-            data.update(host="", port=None, username="", password="", security=Security.STARTTLS)
+            data.update(host="", port=None, username="", password="", security=Security.STARTTLS,
+                        auth_method=AuthMethod.PASSWORD)
         else:
             self._ignore(EXTERNAL_ONLY)
             data["domain"] = ""
             if not data.get("security"):
                 self.add_error("security", "Choose how to secure the connection.")
-            self._check_password(data)
+            if data.get("auth_method", AuthMethod.PASSWORD) == AuthMethod.PASSWORD:
+                self._check_password(data)
+            else:
+                self._errors.pop("password", None)
+                data["password"] = ""  # an OAuth account keeps no password
         self.clean_bounce_mailbox(data, internal=data.get("provider") != Provider.EXTERNAL)
         return data
 
@@ -156,9 +205,11 @@ class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
     def save(self, commit=True):
         account = super().save(commit=False)
         password = self.cleaned_data.get("password") or None
-        if (account.is_external or not account.username) and account.has_password:
-            # Mailgun uses the deployment's API key, and a relay without User needs no
-            # password: drop the stored one rather than keep a secret nothing uses.
+        unused = account.is_external or not account.username or account.uses_oauth
+        if unused and account.has_password:
+            # Mailgun uses the deployment's API key, a relay without User needs no password
+            # and an OAuth account signs in with tokens: drop the stored one rather than keep
+            # a secret nothing uses.
             password = ""
         if commit:
             services.save_account(account, password=password, user=self.user,

@@ -5,8 +5,11 @@ Nothing here prints a password or a confirmation code: the account's secret is n
 
 from django.utils import timezone
 
+from smtp_accounts.services import describe_changes
+
 ACCOUNT_COLUMNS = ("ID", "Name", "Type", "Provider", "Host", "Email", "Active", "Verified",
                    "Last Update")
+HISTORY_COLUMNS = ("When", "Who", "What", "Changes")
 
 
 def table(headers, rows):
@@ -62,7 +65,8 @@ def account_details(account, latest_test=None):
             ("Host", account.host),
             ("Port", account.port or "-"),
             ("User", account.username or "-"),
-            ("Password", "stored" if account.has_password else "none"),
+            ("Sign-in", account.get_auth_method_display()),
+            *sign_in_details(account),
             ("TLS/SSL", account.get_security_display()),
             ("Bounces", bounce_mailbox_summary(account)),  # the mailbox they return to
         ]
@@ -78,6 +82,15 @@ def account_details(account, latest_test=None):
     return pairs
 
 
+def sign_in_details(account):
+    """The password's or the OAuth sign-in's state, never a secret."""
+    if not account.uses_oauth:
+        return [("Password", "stored" if account.has_password else "none")]
+    if account.is_signed_in:
+        return [("Signed in", f"yes, as {account.signed_in_as}")]
+    return [("Signed in", "no: Edit > Sign in on its page")]
+
+
 def bounce_mailbox_summary(account):
     """ "imap.example.com:993 as bounces@example.com; last read … " or "none"."""
     if not account.has_bounce_mailbox:
@@ -88,6 +101,15 @@ def bounce_mailbox_summary(account):
     if account.bounce_checked_at:
         return f"{text}; last read {when(account.bounce_checked_at)}"
     return f"{text}; not read yet"
+
+
+def history_row(event):
+    """One row of `history`: when (to the second), who (and from where), what, and the
+    changes in the page's words, a secret only as "changed"."""
+    who = f"{event.actor} ({event.actor_ip})" if event.actor_ip else event.actor
+    changes = "; ".join(f"{label}: {text}" for label, text in describe_changes(event))
+    at = timezone.localtime(event.at).strftime("%Y-%m-%d %H:%M:%S")
+    return [at, who, event.get_action_display(), changes or "-"]
 
 
 def details(pairs):
@@ -103,7 +125,8 @@ def test_summary(test):
 
 
 # The options an operator types, for the form fields whose names differ.
-OPTION_NAMES = {"account_type": "--type", "username": "--user", "password": "--password-stdin"}
+OPTION_NAMES = {"account_type": "--type", "username": "--user", "password": "--password-stdin",
+                "auth_method": "--sign-in"}
 
 
 def form_errors(form):

@@ -1,10 +1,11 @@
-from .account import AccountType, Provider, Security, SmtpAccount
-from .outbox import OutboundMessage
+from .account import AccountType, AuthMethod, Provider, Security, SmtpAccount
+from .audit import AccountEvent
 from .verification import TestEmail
 
 __all__ = [
+    "AccountEvent",
     "AccountType",
-    "OutboundMessage",
+    "AuthMethod",
     "Provider",
     "Security",
     "SmtpAccount",

@@ -28,6 +28,12 @@ class Security(models.TextChoices):
     NONE = "none", "None (no encryption)"
 
 
+class AuthMethod(models.TextChoices):
+    PASSWORD = "password", "Password"
+    GOOGLE = "google", "Google"
+    MICROSOFT = "microsoft", "Microsoft"
+
+
 class SmtpAccount(models.Model):
     """An account the CRM sends through: Mailgun (external) or an SMTP server (internal).
 
@@ -36,14 +42,21 @@ class SmtpAccount(models.Model):
 
     # Changing any of these changes where mail goes or who it claims to be from, so it
     # makes the account unverified again (see services.save_account).
-    CONNECTION_FIELDS = ("provider", "host", "port", "username", "security", "domain", "email")
+    CONNECTION_FIELDS = (
+        "provider", "host", "port", "username", "security", "domain", "email", "auth_method",
+    )
     # What a form or a command may change.
     EDITABLE_FIELDS = (
         "name", "account_type", "provider", "domain", "email", "from_name", "host", "port",
-        "username", "security", "is_active", "bounce_host", "bounce_port", "bounce_username",
+        "username", "security", "is_active", "auth_method", "bounce_host", "bounce_port",
+        "bounce_username",
     )
     # Changing any of these sends the stored password somewhere new, so it must be retyped.
     PASSWORD_BOUND_FIELDS = ("host", "port", "username", "security")
+    # Changing any of these makes the OAuth tokens worthless or wrong: they are dropped.
+    TOKEN_BOUND_FIELDS = ("host", "port", "username", "auth_method")
+    # The columns that hold OAuth tokens (Fernet tokens, like the password).
+    TOKEN_FIELDS = ("oauth_refresh_token_encrypted", "oauth_access_token_encrypted")
     # The bounce mailbox (IMAP over TLS): where the account's server returns undelivered mail.
     # Its password is bound to all three, like the account's. Not a connection field: reading
     # bounces has nothing to do with whether the account may send.
@@ -79,6 +92,16 @@ class SmtpAccount(models.Model):
         "TLS/SSL", max_length=10, choices=Security.choices, default=Security.STARTTLS
     )
     is_active = models.BooleanField("Is Active?", default=True)
+    # Sign-in (see smtp_accounts/oauth.py). The access token is kept on the row, not in a
+    # cache: the row is what every worker shares and locks, so a refresh is done once and
+    # its (possibly rotated) refresh token is written in the same transaction.
+    auth_method = models.CharField(
+        "Sign-in", max_length=10, choices=AuthMethod.choices, default=AuthMethod.PASSWORD
+    )
+    oauth_refresh_token_encrypted = models.TextField(blank=True, editable=False)
+    oauth_access_token_encrypted = models.TextField(blank=True, editable=False)
+    oauth_access_token_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    signed_in_as = models.CharField("Signed in as", max_length=254, blank=True, editable=False)
     bounce_host = models.CharField("IMAP server", max_length=253, blank=True)
     bounce_port = models.PositiveIntegerField(
         "IMAP TCP number", default=993, validators=[MinValueValidator(1), MaxValueValidator(65535)]
@@ -156,6 +179,11 @@ class SmtpAccount(models.Model):
                 "Choose STARTTLS or SSL/TLS: a password is never sent over an unencrypted "
                 "connection. Use None only for a relay that needs no login."
             )
+        if self.uses_oauth and not self.username:
+            errors["username"] = (
+                "Enter the mailbox you sign in with (e.g. you@gmail.com): the server logs "
+                "in the signed-in token as this User."
+            )
         return errors
 
     @classmethod
@@ -185,6 +213,22 @@ class SmtpAccount(models.Model):
     @property
     def is_ready(self):
         return self.is_active and self.is_verified
+
+    @property
+    def uses_oauth(self):
+        """True when the account signs in with Google or Microsoft instead of a password."""
+        return self.auth_method != AuthMethod.PASSWORD
+
+    @property
+    def is_signed_in(self):
+        """True when OAuth tokens are held (a refresh token, so mail can go)."""
+        return self.uses_oauth and bool(self.oauth_refresh_token_encrypted)
+
+    def clear_tokens(self):
+        """Forget the OAuth tokens and identity (the caller saves)."""
+        self.oauth_refresh_token_encrypted = self.oauth_access_token_encrypted = ""
+        self.oauth_access_token_expires_at = None
+        self.signed_in_as = ""
 
     @property
     def has_password(self):

@@ -14,6 +14,8 @@ from django.conf import settings
 from .. import crypto, netguard
 from ..models import Security
 from .base import ConfigurationError, PermanentFailure, TemporaryFailure
+from .deadline import TIMEOUTS_PER_DEADLINE, DeadlineExceeded
+from .xoauth2 import XOAuth2Refused, explain
 
 __all__ = ["LOGIN_HINTS", "NETWORK_ERRORS", "describe_error"]
 
@@ -100,6 +102,13 @@ def _login_refused(err, account):
     return ConfigurationError, f"The server rejected the login ({said}): {hint}."
 
 
+def _token_refused(err, account):
+    said = _server_said(err.smtp_code, err.smtp_error)
+    return ConfigurationError, (
+        f"The server refused the sign-in token ({said}): {explain(err.details, account)}."
+    )
+
+
 def _recipients_refused(err, account):
     refusals = err.recipients.items()
     # Nothing was sent, so a retry is safe whenever any refusal is only temporary.
@@ -140,6 +149,12 @@ def _connect_refused(err, account):
 
 
 def _not_supported(err, account):
+    if "XOAUTH2" in str(err):
+        return ConfigurationError, (
+            f"{_where(account)} does not offer the OAuth sign-in (AUTH XOAUTH2); check the "
+            "Host (Gmail: smtp.gmail.com, Microsoft 365: smtp.office365.com) or choose "
+            "Password as the Sign-in."
+        )
     if "STARTTLS" in str(err):
         return ConfigurationError, (
             f"{_where(account)} does not offer STARTTLS; choose SSL/TLS if the server expects "
@@ -191,6 +206,14 @@ def _timeout(err, account):
     )
 
 
+def _deadline(err, account):
+    return TemporaryFailure, (
+        f"{_where(account)} did not finish answering within {err.seconds:g} s "
+        f"({TIMEOUTS_PER_DEADLINE} × SMTP_ACCOUNTS_TIMEOUT), so the CRM hung up; the server is "
+        "overloaded, or slows callers down on purpose."
+    )
+
+
 def _refused(err, account):
     return TemporaryFailure, (
         f"{_where(account)} refused the connection; check the Port, or whether the server "
@@ -214,6 +237,7 @@ def _unresolvable(err, account):
 _DESCRIBERS = [
     (netguard.HostNotAllowed, _not_allowed),
     (netguard.HostUnresolvable, _unresolvable),
+    (XOAuth2Refused, _token_refused),
     (smtplib.SMTPAuthenticationError, _login_refused),
     (smtplib.SMTPRecipientsRefused, _recipients_refused),
     (smtplib.SMTPSenderRefused, _sender_refused),
@@ -224,6 +248,7 @@ _DESCRIBERS = [
     (smtplib.SMTPException, _smtp_other),
     (ssl.SSLCertVerificationError, _untrusted),
     (ssl.SSLError, _tls_failed),
+    (DeadlineExceeded, _deadline),
     (TimeoutError, _timeout),
     (ConnectionRefusedError, _refused),
     (OSError, _os_error),

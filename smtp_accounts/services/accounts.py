@@ -1,14 +1,83 @@
 """Saving, finding and describing accounts."""
 
 from django.db import transaction
+from django.db.models import Min
 
-from ..models import SmtpAccount, TestEmail
+from .. import audit
+from ..models import AccountEvent, AccountType, SmtpAccount, TestEmail
 
-__all__ = ["AccountNotFound", "account_as_dict", "delete_account", "find_account", "save_account"]
+__all__ = [
+    "AccountNotFound",
+    "AmbiguousAccount",
+    "NoReadyAccount",
+    "account_as_dict",
+    "delete_account",
+    "find_account",
+    "lock_account",
+    "ready_account",
+    "save_account",
+    "sending_account_ids",
+]
 
 
 class AccountNotFound(LookupError):
     """No account has that id or name."""
+
+
+class AmbiguousAccount(AccountNotFound):
+    """One account has that id and another that name."""
+
+
+class NoReadyAccount(LookupError):
+    """No active and verified account can send this mail."""
+
+    def __init__(self, account_type, account=None):
+        if account is None:
+            kind = AccountType(account_type).label.removesuffix(" Account")
+            reason = f"There is no active and verified {kind} account"
+        else:
+            reason = f"The account “{account.name}” is not active and verified"
+        super().__init__(
+            f"{reason}, so the email was not sent. Add one under System Settings > SMTP "
+            f"Accounts, or test and confirm an existing one."
+        )
+        self.account_type = account_type
+
+
+def ready_account(account_type):
+    """The account that sends mail of `account_type`: the oldest active and verified one.
+
+    Raises ValueError for an unknown type, NoReadyAccount when no account of it is ready.
+    """
+    if account_type not in AccountType.values:
+        raise ValueError(
+            f"Unknown account type {account_type!r}; use one of {', '.join(AccountType.values)}."
+        )
+    account = _ready_accounts().filter(account_type=account_type).order_by("pk").first()
+    if account is None:
+        raise NoReadyAccount(account_type)
+    return account
+
+
+def sending_account_ids():
+    """Ids of the accounts that send each type's mail now: the one ready_account picks."""
+    first = _ready_accounts().values("account_type").annotate(first=Min("pk"))
+    return set(first.values_list("first", flat=True))
+
+
+def _ready_accounts():
+    return SmtpAccount.objects.filter(is_active=True, verified_at__isnull=False)
+
+
+def lock_account(account_id):
+    """Lock the account's row until the transaction ends (call inside transaction.atomic).
+
+    The one lock order for an account and its TestEmail rows: the account first. Every
+    function that changes both takes this lock before touching a TestEmail, so two of them
+    never wait for each other (PostgreSQL would abort one with "deadlock detected").
+    Raises SmtpAccount.DoesNotExist when the account is gone.
+    """
+    SmtpAccount.objects.select_for_update().filter(pk=account_id).values_list("pk").get()
 
 
 @transaction.atomic
@@ -17,10 +86,13 @@ def save_account(account, *, password=None, user=None, bounce_password=None):
 
     `password`: a new plaintext password, or None to keep the stored one. A change of how the
     account connects (see SmtpAccount.CONNECTION_FIELDS) or a new password makes it unverified
-    and voids every pending test code, since the old proof no longer applies.
+    and voids every pending test code, since the old proof no longer applies. Leaves one
+    audit entry, `created` or `changed` (none for an edit that changed nothing).
     `bounce_password`: the same for the bounce mailbox ("" drops it); a new mailbox forgets
     the last one's error, but leaves the account verified (it does not change sending).
     """
+    # stored_snapshot locks the account's row first (the one lock order, see lock_account).
+    before = audit.stored_snapshot(account.pk) if account.pk else None
     if password is not None:
         account.set_password(password)
     if bounce_password is not None:
@@ -30,6 +102,10 @@ def save_account(account, *, password=None, user=None, bounce_password=None):
     # while the form was open is not overwritten with the values it was loaded with.
     fields = [*SmtpAccount.EDITABLE_FIELDS, "password_encrypted", "bounce_password_encrypted",
               "updated_by", "updated_at"]
+    if account.pk and account.changed_fields(SmtpAccount.TOKEN_BOUND_FIELDS):
+        # Tokens were granted for one mailbox, server and sign-in: sign in again.
+        account.clear_tokens()
+        fields += [*SmtpAccount.TOKEN_FIELDS, "oauth_access_token_expires_at", "signed_in_as"]
     if account.changed_fields(SmtpAccount.BOUNCE_FIELDS) or bounce_password is not None:
         account.bounce_error, account.bounce_checked_at = "", None
         fields += ["bounce_error", "bounce_checked_at"]
@@ -45,11 +121,29 @@ def save_account(account, *, password=None, user=None, bounce_password=None):
         account.updated_by = user
     account.save(update_fields=fields if account.pk else None)
     account._loaded = {f: getattr(account, f) for f in SmtpAccount.LOADED_FIELDS}
+    _record_saved(account, before)
     return account
 
 
+def _record_saved(account, before):
+    """`created` (when `before` is None), else `changed` if any field differs from `before`."""
+    diff = audit.changes(before or {}, audit.snapshot(account))
+    if before is None:
+        audit.record(account, audit.Action.CREATED, diff)
+    elif diff:
+        audit.record(account, audit.Action.CHANGED, diff)
+
+
+@transaction.atomic
 def delete_account(account):
-    """Delete `account`; its queued outbox rows keep their history (account set to NULL)."""
+    """Delete `account`; its queued outbox rows keep their history (account set to NULL).
+
+    Its audit trail stays, under the name it had last (`deleted` records the settings it
+    had, never a secret), so the trail reads as one account's when looked up by that name.
+    """
+    settings_it_had = audit.changes(audit.snapshot(account, secrets=False), {})
+    audit.record(account, audit.Action.DELETED, settings_it_had)
+    AccountEvent.objects.filter(account_id=account.pk).update(account_name=account.name)
     account.delete()
 
 
@@ -64,7 +158,7 @@ def find_account(identifier):
         raise AccountNotFound(f"No SMTP account has the id or name {identifier!r}.")
     if len(matches) > 1:
         # An account may be named "7" while another has id 7: never guess which one is meant.
-        raise AccountNotFound(
+        raise AmbiguousAccount(
             f"{identifier!r} is both an account's id and another account's name; use the id "
             f"of the one you mean ({matches[0].pk} or {matches[1].pk})."
         )
@@ -86,6 +180,8 @@ def account_as_dict(account):
         "username": account.username,
         "security": account.security,
         "is_active": account.is_active,
+        "auth_method": account.auth_method,
+        "signed_in": account.is_signed_in,
         "verified_at": account.verified_at.isoformat() if account.verified_at else None,
         "updated_at": account.updated_at.isoformat() if account.updated_at else None,
     }

@@ -18,10 +18,12 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
 
-from .. import crypto, netguard
+from .. import crypto, netguard, oauth
 from ..bounces import BounceMailboxError, check_bounce_mailbox
 from ..models import Security
-from ..senders.base import ConfigurationError
+from ..senders import xoauth2
+from ..senders.base import ConfigurationError, TemporaryFailure
+from ..senders.deadline import DeadlineExceeded, SocketGuard
 from ..senders.smtp import tls_context
 from ..senders.smtp_errors import NETWORK_ERRORS, describe_error
 
@@ -104,6 +106,9 @@ class SmtpProbe:
         self.smtp = smtplib.SMTP(timeout=self.timeout)  # given no host, it connects nothing
         self.smtp._host = account.host  # the name TLS verifies the certificate against
         self.sock = None
+        # Connect to login within one overall deadline, as the sender does: a tarpit that
+        # trickles its greeting cannot hold the command.
+        self.guard = SocketGuard()
 
     def steps(self):
         steps = [("DNS", self.resolve), ("TCP", self.connect), ("TLS", self.secure),
@@ -123,6 +128,8 @@ class SmtpProbe:
         # sender does: what the DNS step saw is not trusted for the connection itself.
         self.sock = self._guarded(netguard.create_connection, account.host, account.port,
                                   self.timeout)
+        self.guard.watch(self.sock)
+        self.guard.arm()
         peer = self.sock.getpeername()[0]
         if account.security == Security.SSL:
             return f"connected to {peer} port {account.port}"
@@ -157,6 +164,8 @@ class SmtpProbe:
         if account.security == Security.NONE:
             raise StepFailed("TLS/SSL is None, so the password would cross the network "
                              "unencrypted; choose STARTTLS or SSL/TLS.")
+        if account.uses_oauth:
+            return self._login_with_token()
         try:
             password = account.get_password()
         except crypto.UndecryptableSecret as err:
@@ -170,6 +179,22 @@ class SmtpProbe:
         except BounceMailboxError as err:
             raise StepFailed(err.reason) from err
 
+    @sensitive_variables("token")
+    def _login_with_token(self):
+        account = self.account
+        try:
+            token = oauth.access_token(account)
+        except (ConfigurationError, TemporaryFailure) as err:
+            raise StepFailed(err.reason) from err
+        try:
+            self._guarded(xoauth2.authenticate, self.smtp, account.username, token)
+        except StepFailed as err:
+            if isinstance(err.__cause__, xoauth2.XOAuth2Refused):
+                oauth.forget_access_token(account)  # the next check gets a new one
+            raise
+        return (f"logged in as {account.username} with XOAUTH2 (signed in with "
+                f"{account.get_auth_method_display()} as {account.signed_in_as or '?'})")
+
     def close(self):
         try:
             if self.smtp.sock is not None:
@@ -179,6 +204,7 @@ class SmtpProbe:
         self.smtp.close()
         if self.sock is not None:
             self.sock.close()
+        self.guard.close()
 
     def _context(self):
         try:
@@ -197,11 +223,14 @@ class SmtpProbe:
     def _guarded(self, function, *args, **kwargs):
         """Run a network call; turn its failure into StepFailed, worded as the sender does."""
         try:
-            return function(*args, **kwargs)
+            result = function(*args, **kwargs)
         except ImproperlyConfigured as err:  # e.g. a malformed SMTP_ACCOUNTS_ALLOWED_NETWORKS
             raise StepFailed(str(err)) from err
         except NETWORK_ERRORS as err:
-            self._fail(err)
+            self._fail(DeadlineExceeded(self.guard.seconds) if self.guard.fired else err)
+        if self.guard.fired:  # cut off mid-reply: what was read is only part of it
+            self._fail(DeadlineExceeded(self.guard.seconds))
+        return result
 
     def _fail(self, err):
         _kind, reason = describe_error(err, self.account)  # the password is redacted

@@ -21,10 +21,12 @@ from django.utils.crypto import constant_time_compare, get_random_string, salted
 from django.views.decorators.debug import sensitive_variables
 from kombu.exceptions import OperationalError
 
+from .. import audit
 from ..crypto import UndecryptableSecret
 from ..models import SmtpAccount, TestEmail
 from ..senders import ConfigurationError, SendError, get_sender
 from ..validators import validate_header_safe
+from .accounts import lock_account
 
 __all__ = [
     "CODE_LIFETIME",
@@ -103,8 +105,8 @@ def request_test_email(account, *, to, user=None):
     """
     to = _clean_address(to)
     with transaction.atomic():
-        # Lock the account so two simultaneous requests cannot both pass the throttle.
-        SmtpAccount.objects.select_for_update().filter(pk=account.pk).values_list("pk").get()
+        # Locks the account, so two simultaneous requests cannot both pass the throttle.
+        lock_account(account.pk)
         _check_throttle(account)
         TestEmail.objects.filter(account_id=account.pk, status__in=PENDING).update(
             status=TestEmail.Status.SUPERSEDED
@@ -112,7 +114,8 @@ def request_test_email(account, *, to, user=None):
         test = TestEmail.objects.create(
             account_id=account.pk, recipient=to, requested_by=_known_user(user)
         )
-        transaction.on_commit(lambda: _enqueue(test.pk))
+        audit.record(account, audit.Action.TEST_REQUESTED, audit.changes({}, {"recipient": to}))
+        transaction.on_commit(lambda: _enqueue(test))
     return test
 
 
@@ -156,6 +159,7 @@ def confirm_test_email(account, code):
     """
     code = "".join(str(code or "").split()).replace("-", "")
     with transaction.atomic():
+        lock_account(account.pk)  # before its TestEmail: the one lock order (see lock_account)
         test = (
             TestEmail.objects.select_for_update()
             .filter(account_id=account.pk)
@@ -196,17 +200,17 @@ def _check_throttle(account):
         raise TestEmailThrottled(max(1, math.ceil(remaining.total_seconds())))
 
 
-def _enqueue(test_id):
+def _enqueue(test):
     # Imported here: tasks import services, so a module-level import would be circular.
     from .. import tasks
 
     try:
-        tasks.send_test_email.delay(test_id)
+        tasks.send_test_email.delay(test.pk)
     except OperationalError:
-        logger.exception("Could not enqueue test email %s", test_id)
-        TestEmail.objects.filter(pk=test_id, status=TestEmail.Status.QUEUED).update(
-            status=TestEmail.Status.FAILED,
-            error="The mail queue could not be reached, so the test email was not sent. "
+        logger.exception("Could not enqueue test email %s", test.pk)
+        _mark_failed(
+            test,
+            "The mail queue could not be reached, so the test email was not sent. "
             "Try again in a minute; if it keeps failing, check that the Celery broker "
             "(CELERY_BROKER_URL) is running.",
         )
@@ -259,10 +263,19 @@ def _record_sent(test, code):
     logger.info("Test email %s of account %s sent", test.pk, test.account_id)
 
 
+def _mark_failed(test, reason):
+    """Fail `test` with `reason` if it is still queued, with its `test_failed` entry."""
+    with transaction.atomic():
+        failed = TestEmail.objects.filter(pk=test.pk, status=TestEmail.Status.QUEUED).update(
+            status=TestEmail.Status.FAILED, error=reason
+        )
+        if failed:
+            changes = audit.changes({}, {"recipient": test.recipient, "error": reason})
+            audit.record(test.account, audit.Action.TEST_FAILED, changes)
+
+
 def _record_failure(test, reason, *, account_problem=False):
-    TestEmail.objects.filter(pk=test.pk, status=TestEmail.Status.QUEUED).update(
-        status=TestEmail.Status.FAILED, error=reason
-    )
+    _mark_failed(test, reason)
     if account_problem:
         test.account.record_error(reason)
     logger.warning("Test email %s of account %s failed: %s", test.pk, test.account_id, reason)
@@ -309,6 +322,8 @@ def _accept(account, test):
     SmtpAccount.objects.filter(pk=account.pk).update(
         verified_at=now, last_error="", last_error_at=None
     )
+    verified = audit.changes({"verified_at": account.verified_at}, {"verified_at": now})
+    audit.record(account, audit.Action.TEST_CONFIRMED, verified)
     account.verified_at, account.last_error, account.last_error_at = now, "", None
     test.status, test.confirmed_at = TestEmail.Status.CONFIRMED, now
     return test

@@ -1,11 +1,13 @@
 """`manage.py smtp_accounts`: every subcommand through call_command, one through a subprocess."""
 
+import getpass
 import io
 import json
 import os
 import re
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from smtp_accounts.models import SmtpAccount
 
 ACCOUNT_KEYS = {
     "id", "name", "account_type", "provider", "domain", "email", "from_name", "host", "port",
-    "username", "security", "is_active", "verified_at", "updated_at",
+    "username", "security", "is_active", "verified_at", "updated_at", "auth_method", "signed_in",
 }
 MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
 
@@ -71,7 +73,8 @@ def test_list_json_is_an_array_of_accounts_without_secrets(make_account):
     assert all(set(a) == ACCOUNT_KEYS for a in accounts)
     assert isinstance(accounts[0]["id"], int) and accounts[0]["port"] == 587
     assert accounts[0]["is_active"] is False and accounts[0]["verified_at"] is None
-    assert "hunter2" not in output and "password" not in output
+    # "password" appears only as the value of auth_method, never as a key holding a secret
+    assert "hunter2" not in output and '"password":' not in output
 
 
 def test_show_finds_an_account_by_id_or_name(make_account):
@@ -518,3 +521,96 @@ def test_the_real_command_line_checks_a_server(tmp_path, smtp_server):
     [error] = bad.stderr.splitlines()
     assert error.startswith("CommandError: 'Relay' failed at login: The server rejected")
     assert smtp_server.password not in good.stdout + bad.stdout + bad.stderr
+
+
+@pytest.mark.django_db
+def test_sign_in_google_creates_an_account_that_waits_for_its_sign_in(oauth_server):
+    output = run("create", *INTERNAL, "--sign-in", "google")
+    assert "Sign it in on its page: Edit > Sign in with Google." in output
+    shown = json.loads(run("show", "Support", "--json"))
+    assert shown["auth_method"] == "google" and shown["signed_in"] is False
+    assert "Signed in:" in run("show", "Support")
+
+
+@pytest.mark.django_db
+def test_sign_in_of_an_unconfigured_provider_names_the_option(oauth_server, settings):
+    settings.SMTP_ACCOUNTS_MICROSOFT_CLIENT_ID = ""
+    error = fails("create", *INTERNAL, "--sign-in", "microsoft")
+    assert error.startswith("The account was not saved: --sign-in: That Sign-in is not set up")
+
+
+def test_show_and_list_never_print_a_token(oauth_server, make_account):
+    from smtp_accounts.tests.fixtures.oauth_server import sign_in
+
+    sign_in(make_account(name="Gmail", password="", auth_method="google",
+                         username="crm-sender@example.com"))
+    printed = run("show", "Gmail") + run("show", "Gmail", "--json") + run("list", "--json")
+    assert '"signed_in": true' in printed and "crm-sender@example.com" in printed
+    assert not any(token in printed for token in oauth_server.live_tokens())
+# --- history ---------------------------------------------------------------------------------
+
+EVENT_KEYS = {"at", "actor", "action", "changes"}
+
+
+def test_history_lists_who_changed_what_newest_first(make_account):
+    account = make_account(name="Relay", password="stored-secret")
+    run("update", "Relay", "--port", "465", "--security", "ssl", "--password-stdin",
+        stdin=io.StringIO("new-secret\n"))
+    run("update", "Relay", "--from-name", "CRM Team")
+    output = run("history", "Relay")
+    lines = output.splitlines()
+    assert lines[0].split() == ["When", "Who", "What", "Changes"]
+    assert "Changed" in lines[2] and "From Name: CRM → CRM Team" in lines[2]
+    assert "Port: 587 → 465" in lines[3] and "Password: changed" in lines[3]
+    assert run("history", str(account.pk)) == output
+    account.refresh_from_db()
+    for secret in ("stored-secret", "new-secret", account.password_encrypted):
+        assert secret not in output
+
+
+def test_history_json_is_the_contracts_array(make_account):
+    make_account(name="Relay", password="stored-secret")
+    run("update", "Relay", "--inactive")
+    output = run("history", "Relay", "--json")
+    [event] = json.loads(output)
+    assert set(event) == EVENT_KEYS
+    assert event["action"] == "changed" and event["actor"].startswith("command:")
+    assert event["changes"] == {"is_active": {"old": True, "new": False}}
+    assert datetime.fromisoformat(event["at"]).tzinfo is not None
+
+
+def test_history_of_a_deleted_account_by_its_name(make_account):
+    make_account(name="Relay")
+    run("update", "Relay", "--host", "smtp.other.example", "--password-stdin",
+        stdin=io.StringIO("new-secret\n"))
+    run("delete", "Relay", "--yes")
+    events = json.loads(run("history", "Relay", "--json"))
+    assert [event["action"] for event in events] == ["deleted", "changed"]
+    assert "new-secret" not in json.dumps(events)
+
+
+def test_history_of_an_account_nobody_changed_yet(make_account):
+    make_account(name="Relay")  # made directly in the database, as before the trail existed
+    assert run("history", "Relay") == "No changes to 'Relay' have been recorded yet.\n"
+    assert json.loads(run("history", "Relay", "--json")) == []
+
+
+def test_history_of_an_unknown_account_is_a_one_line_error(tmp_path):
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    result = manage(tmp_path, "smtp_accounts", "history", "Nope", "--json")
+    assert one_line_error(result) == (
+        "CommandError: No SMTP account, living or deleted, has the id or name 'Nope'."
+    )
+    assert result.returncode == 1 and result.stdout == ""
+
+
+def test_the_real_command_line_records_the_os_user(tmp_path):
+    assert manage(tmp_path, "migrate", "--verbosity", "0").returncode == 0
+    created = manage(tmp_path, "smtp_accounts", "create", *INTERNAL, "--password-stdin",
+                     stdin="from-a-pipe\n")
+    assert created.returncode == 0, created.stderr
+    history = manage(tmp_path, "smtp_accounts", "history", "Support", "--json")
+    [event] = json.loads(history.stdout)
+    assert (event["action"], event["actor"]) == ("created", f"command:{getpass.getuser()}")
+    assert event["changes"]["password"] == "changed"
+    assert "from-a-pipe" not in history.stdout

@@ -142,4 +142,20 @@ def test_an_unreadable_bounce_password_is_named_as_such(settings, old_key, make_
         call_command("rotate_fernet_keys", stdout=io.StringIO(), stderr=err)
 
     assert "no key in FERNET_KEYS opens its IMAP password" in err.getvalue()
-    assert "type the IMAP password again on the account's edit page" in err.getvalue()
+    assert "type the IMAP password again on the account's page" in err.getvalue()
+
+
+def test_rotation_moves_the_sign_in_tokens_too(settings, old_key, oauth_server, make_account):
+    from smtp_accounts import oauth
+    from smtp_accounts.tests.fixtures.oauth_server import sign_in
+
+    account = sign_in(make_account(name="Gmail", password="", auth_method="google",
+                                   username="crm-sender@example.com"))
+    token = oauth.access_token(account)
+    new_key = Fernet.generate_key().decode()
+    settings.FERNET_KEYS = [new_key, old_key]
+
+    assert "2 re-encrypted" in rotate()
+
+    settings.FERNET_KEYS = [new_key]
+    assert oauth.access_token(SmtpAccount.objects.get(pk=account.pk)) == token

@@ -27,9 +27,11 @@ def test_account_as_dict_has_the_contract_keys_and_no_secret(make_account):
     data = services.account_as_dict(make_account(password="s3cret-value"))
     assert list(data) == [
         "id", "name", "account_type", "provider", "domain", "email", "from_name", "host",
-        "port", "username", "security", "is_active", "verified_at", "updated_at",
+        "port", "username", "security", "is_active", "auth_method", "signed_in",
+        "verified_at", "updated_at",
     ]
-    assert "s3cret-value" not in str(data) and "password" not in str(data)
+    assert data["auth_method"] == "password" and data["signed_in"] is False
+    assert "s3cret-value" not in str(data) and not any("password" in key for key in data)
 
 
 def test_an_edit_does_not_undo_a_confirmation_made_meanwhile(make_account):

@@ -1,9 +1,12 @@
 """List, create, edit and delete accounts: thin generic views over the form and services."""
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.shortcuts import redirect
 from django.urls import reverse_lazy
 from django.utils import timezone
@@ -14,6 +17,7 @@ from django.views.generic import CreateView, DeleteView, ListView, UpdateView
 from .. import services
 from ..forms import SmtpAccountForm
 from ..models import AccountType, Provider, SmtpAccount, TestEmail
+from .history import history_page
 
 
 class AccountListView(PermissionRequiredMixin, ListView):
@@ -27,7 +31,7 @@ class AccountListView(PermissionRequiredMixin, ListView):
         accounts = (
             SmtpAccount.objects.select_related("updated_by")
             .defer("password_encrypted")
-            .annotate(**latest_test_fields())
+            .annotate(**latest_test_fields(), **mail_last_day_fields())
         )
         params = self.request.GET
         # PostgreSQL refuses NUL in text; nobody searches for one.
@@ -69,6 +73,26 @@ def latest_test_fields():
     }
 
 
+def mail_last_day_fields():
+    """Annotations `mail_sent_24h` and `mail_failed_24h`: each account's messages of the last
+    24 hours by status, for the list's links into the Mail Log.
+
+    Correlated subqueries run only for the rows on the page, each an index lookup, so the
+    page stays one query whatever the number of accounts or messages. The message model is
+    reached through the reverse relation `messages`: smtp_accounts never imports outbox.
+    """
+    messages = SmtpAccount._meta.get_field("messages").related_model.objects
+    since = timezone.now() - timedelta(hours=24)
+    return {
+        f"mail_{status}_24h": Coalesce(Subquery(
+            messages.filter(account=OuterRef("pk"), status=status, created_at__gte=since)
+            .order_by().values("account").annotate(n=Count("pk")).values("n")[:1],
+            output_field=IntegerField(),
+        ), 0)
+        for status in ("sent", "failed")
+    }  # fmt: skip
+
+
 class AccountFormMixin:
     model = SmtpAccount
     form_class = SmtpAccountForm
@@ -102,6 +126,10 @@ class AccountUpdateView(PermissionRequiredMixin, AccountFormMixin, UpdateView):
 
     permission_required = "smtp_accounts.change_smtpaccount"
     success_message = "SMTP account “{name}” was saved."
+
+    def get_context_data(self, **kwargs):
+        history = history_page(self.request, services.account_history(self.object))
+        return super().get_context_data(history=history, **kwargs)
 
     def form_valid(self, form):
         was_verified = form.instance.verified_at is not None

@@ -6,13 +6,14 @@ rows already on the first key are skipped.
 """
 
 from dataclasses import dataclass, field
+from itertools import groupby
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
-from smtp_accounts import crypto
+from smtp_accounts.management.audited import AuditedCommandMixin
 from smtp_accounts.models import SmtpAccount
-from smtp_accounts.services import BATCH, SECRET_FIELDS, rotate_secret, secret_count, secret_rows
+from smtp_accounts.services import BATCH, SECRET_COLUMNS, rotate_account, secret_rows
 
 BAR_WIDTH = 30
 
@@ -24,17 +25,18 @@ class Tally:
     total: int = 0
     rotated: int = 0
     current: int = 0
-    unreadable: list = field(default_factory=list)  # (id, name, field) no key opens
+    unreadable: list = field(default_factory=list)  # (id, name, column) no key opens
 
     @property
     def done(self):
         return self.rotated + self.current + len(self.unreadable)
 
 
-class Command(BaseCommand):
+class Command(AuditedCommandMixin, BaseCommand):
     help = (
-        "Re-encrypt every stored SMTP and IMAP password with the first key of FERNET_KEYS. Put "
-        "the new key first, keep the old ones after it, run this, then drop the old keys."
+        "Re-encrypt every stored SMTP password and sign-in token with the first key of "
+        "FERNET_KEYS. Put the new "
+        "key first, keep the old ones after it, run this, then drop the old keys."
     )
 
     def add_arguments(self, parser):
@@ -43,19 +45,21 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, dry_run=False, **options):
-        stored = Q()
-        for secret in SECRET_FIELDS:
-            stored |= ~Q(**{secret: ""})
-        pks = list(SmtpAccount.objects.filter(stored).order_by("pk").values_list("pk", flat=True))
-        tally = Tally(total=secret_count())
-        for pk, name, secret, token in secret_rows(pks):
-            try:
-                outcome = rotate_secret(pk, token, field=secret, dry_run=dry_run)
-            except crypto.UndecryptableSecret:
-                tally.unreadable.append((pk, name, secret))
-            else:
-                setattr(tally, outcome, getattr(tally, outcome) + 1)
-            self._progress(tally)
+        holding = Q()
+        for column in SECRET_COLUMNS:
+            holding |= ~Q(**{column: ""})
+        accounts = SmtpAccount.objects.filter(holding).order_by("pk")
+        pks = list(accounts.values_list("pk", flat=True))
+        tally = Tally(total=sum(
+            accounts.exclude(**{column: ""}).count() for column in SECRET_COLUMNS))
+        for (pk, name), rows in groupby(secret_rows(pks), key=lambda row: row[:2]):
+            tokens = {column: token for _, _, column, token in rows}
+            for column, outcome in rotate_account(pk, tokens, dry_run=dry_run).items():
+                if outcome == "unreadable":
+                    tally.unreadable.append((pk, name, column))
+                else:
+                    setattr(tally, outcome, getattr(tally, outcome) + 1)
+                self._progress(tally)
         self._finish(tally, dry_run)
 
     def _progress(self, tally):
@@ -76,20 +80,23 @@ class Command(BaseCommand):
         verb = "would be re-encrypted" if dry_run else "re-encrypted"
         self.stdout.write(
             f"{tally.rotated} {verb}, {tally.current} already on the first key, "
-            f"{len(tally.unreadable)} unreadable (of {tally.total} stored passwords)."
+            f"{len(tally.unreadable)} unreadable (of {tally.total} stored secrets: passwords "
+            "and sign-in tokens)."
         )
-        for pk, name, secret in tally.unreadable:
+        for pk, name, column in tally.unreadable:
+            if column == "password_encrypted":
+                what = "password"
+                fix = f"re-enter the password (smtp_accounts update {pk} --password-stdin)"
+            elif column == "bounce_password_encrypted":
+                what, fix = "IMAP password", "type the IMAP password again on the account's page"
+            else:
+                what, fix = "sign-in token", "sign in again on the account's page"
             self.stderr.write(
-                f"Account {name!r} (id {pk}): no key in FERNET_KEYS opens its "
-                f"{SECRET_FIELDS[secret]}; it was left unchanged. Add the key it was saved with "
-                f"to FERNET_KEYS and run this again, or {_retype(pk, secret)}."
+                f"Account {name!r} (id {pk}): no key in FERNET_KEYS opens its {what}; it was "
+                f"left unchanged. Add the key it was saved with to FERNET_KEYS and run this "
+                f"again, or {fix}."
             )
         if tally.unreadable:
-            accounts = len({pk for pk, _name, _secret in tally.unreadable})
-            raise CommandError(f"{accounts} account(s) could not be re-encrypted; see above.")
-
-
-def _retype(pk, secret):
-    if secret == "password_encrypted":  # noqa: S105 (a column name, not a password)
-        return f"re-enter the password (smtp_accounts update {pk} --password-stdin)"
-    return "type the IMAP password again on the account's edit page"
+            raise CommandError(
+                f"{len(tally.unreadable)} account(s) could not be re-encrypted; see above."
+            )

@@ -16,7 +16,8 @@ from django.views.decorators.debug import sensitive_variables
 from smtp_accounts import services
 from smtp_accounts.forms import SmtpAccountForm
 from smtp_accounts.management import output
-from smtp_accounts.models import AccountType, SmtpAccount
+from smtp_accounts.management.audited import AuditedCommandMixin
+from smtp_accounts.models import AccountType, AuthMethod, SmtpAccount
 
 FORM_FIELDS = SmtpAccountForm.Meta.fields
 
@@ -33,7 +34,7 @@ class OneLineErrorParser(CommandParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-class Command(BaseCommand):
+class Command(AuditedCommandMixin, BaseCommand):
     help = "List, create, change, delete, test, diagnose and send through the SMTP accounts."
     stealth_options = ("stdin",)
 
@@ -62,6 +63,7 @@ class Command(BaseCommand):
         confirm.add_argument("code", help="the six digits from the test email")
         self._check_options(sub.add_parser("check", help="diagnose the connection; sends nothing"))
         self._send_options(sub.add_parser("send", help="queue an email through a ready account"))
+        self._json_flag(self._for_account(sub, "history", "who changed what, newest first"))
 
     def _for_account(self, subparsers, name, help_text):
         parser = subparsers.add_parser(name, help=help_text)
@@ -96,6 +98,9 @@ class Command(BaseCommand):
                             help="Is Active? on")
         active.add_argument("--inactive", dest="is_active", action="store_const", const=False,
                             help="Is Active? off: the account sends nothing")
+        parser.add_argument("--sign-in", dest="auth_method", metavar="METHOD",
+                            help=f"Sign-in: {' or '.join(AuthMethod.values)} (Google and "
+                            "Microsoft only where their OAuth client id is set)")
         parser.add_argument(
             "--password-stdin", action="store_true",
             help="read the password from the first line of stdin (never give it as an argument)",
@@ -224,6 +229,15 @@ class Command(BaseCommand):
         reason = f" (will retry: {message.last_error})" if message.last_error else ""
         self.stdout.write(summary + reason)
 
+    def handle_history(self, options):
+        name, events = services.find_history(options["account"])
+        events = list(events)
+        if options["json"]:
+            return self._print_json([services.event_as_dict(event) for event in events])
+        if not events:
+            return self.stdout.write(f"No changes to {name!r} have been recorded yet.")
+        self._print_lines(output.table(output.HISTORY_COLUMNS, map(output.history_row, events)))
+
     # --- helpers -------------------------------------------------------------------------
 
     def _save(self, account, options):
@@ -287,7 +301,10 @@ class Command(BaseCommand):
             return self._print_json(services.account_as_dict(account))
         state = "verified" if account.is_verified else "not verified"
         self.stdout.write(f"{verb} the account {account.name!r} (id {account.pk}); {state}.")
-        if not account.is_verified:
+        if account.uses_oauth and not account.is_signed_in:
+            label = account.get_auth_method_display()
+            self.stdout.write(f"Sign it in on its page: Edit > Sign in with {label}.")
+        elif not account.is_verified:
             self.stdout.write(f"Verify it with: smtp_accounts test {account.pk} --to EMAIL")
 
     def _print_json(self, value):

@@ -1,0 +1,57 @@
+"""Fixtures of the outbox tests: ready accounts, messages with a history, and users with
+the message permissions (the Mail Log)."""
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.utils import timezone
+
+from outbox.models import Attempt, OutboundMessage
+
+
+@pytest.fixture
+def make_message(db):
+    """make_message(account, status="sent", history=[{outcome, code, reason, ...}], **fields)
+    → a saved message (its account's type and From unless given) with those Attempt rows."""
+
+    def make(account, status="sent", history=(), **fields):
+        values = {
+            "account": account, "account_type": getattr(account, "account_type", "system"),
+            "from_email": getattr(account, "email", "crm@example.com"),
+            "to": ["customer@example.org"], "subject": "Your invoice", "body_text": "secret body",
+            "status": status, "attempts": len(history),
+            "sent_at": timezone.now() if status == "sent" else None,
+        }  # fmt: skip
+        values.update(fields)
+        message = OutboundMessage.objects.create(**values)
+        for entry in history:
+            entry = {"account": account, "account_name": getattr(account, "name", ""), **entry}
+            Attempt.objects.create(message=message, **entry)
+        return message
+
+    return make
+
+
+@pytest.fixture
+def make_log_user(db):
+    """make_log_user("view", "change") → a user with just those OutboundMessage permissions."""
+
+    def make(*actions, username="clerk"):
+        user = User.objects.create_user(username, f"{username}@example.com", "pass-123-456")
+        codenames = [f"{action}_outboundmessage" for action in actions]
+        user.user_permissions.set(
+            Permission.objects.filter(content_type__app_label="outbox", codename__in=codenames)
+        )
+        return user
+
+    return make
+
+
+@pytest.fixture
+def ready(smtp_server, smtp_account_for):
+    """ready(account_type="system", **fields) -> a verified, active account on smtp_server."""
+
+    def make(account_type="system", **fields):
+        fields = {"verified_at": timezone.now(), **fields}
+        return smtp_account_for(smtp_server, account_type=account_type, **fields)
+
+    return make
