@@ -7,6 +7,7 @@ from smtp_accounts.models import Provider, Security, SmtpAccount
 
 pytest_plugins = [
     "smtp_accounts.tests.fixtures.smtp_server",
+    "smtp_accounts.tests.fixtures.imap_server",
     "smtp_accounts.tests.fixtures.mailgun_server",
     "smtp_accounts.tests.fixtures.worker",
     "smtp_accounts.tests.fixtures.browser",

@@ -167,6 +167,8 @@ ANYMAIL = {
 SMTP_ACCOUNTS_ALLOWED_NETWORKS = env.list("SMTP_ACCOUNTS_ALLOWED_NETWORKS", default=[])
 SMTP_ACCOUNTS_CA_FILE = env.str("SMTP_ACCOUNTS_CA_FILE", default="")
 SMTP_ACCOUNTS_TIMEOUT = env.float("SMTP_ACCOUNTS_TIMEOUT", default=15)
+# How often beat reads the internal accounts' bounce mailboxes (IMAP).
+SMTP_ACCOUNTS_BOUNCE_POLL_SECONDS = env.int("SMTP_ACCOUNTS_BOUNCE_POLL_SECONDS", default=300)
 # Sent and failed mail older than this is pruned daily by beat (outbox.tasks.prune_messages).
 SMTP_ACCOUNTS_LOG_RETENTION_DAYS = env.int("SMTP_ACCOUNTS_LOG_RETENTION_DAYS", default=90)
 # The local dev inbox (debug only): `make run` serves it on this port and the app shows it.

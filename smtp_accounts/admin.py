@@ -19,8 +19,8 @@ class SmtpAccountAdmin(admin.ModelAdmin):
     )
     list_filter = ("account_type", "provider", "is_active")
     search_fields = ("name", "email", "host", "domain")
-    readonly_fields = ("verified_at", "signed_in_as", "last_error", "last_error_at", "updated_at",
-                       "updated_by")
+    readonly_fields = ("verified_at", "signed_in_as", "last_error", "last_error_at",
+                       "bounce_checked_at", "bounce_error", "updated_at", "updated_by")
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is not None and not self.has_change_permission(request, obj):
@@ -45,7 +45,7 @@ class SmtpAccountAdmin(admin.ModelAdmin):
     def password_status(self, obj):
         return "stored (never shown)" if obj.has_password else "none"
 
-    @method_decorator(sensitive_post_parameters("password"))
+    @method_decorator(sensitive_post_parameters("password", "bounce_password"))
     def changeform_view(self, request, *args, **kwargs):
         return super().changeform_view(request, *args, **kwargs)
 

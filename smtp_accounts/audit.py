@@ -28,6 +28,7 @@ SECRET_FIELDS = {
     "password_encrypted": "password",
     "oauth_refresh_token_encrypted": "tokens",
     "oauth_access_token_encrypted": "tokens",
+    "bounce_password_encrypted": "bounce_password",
 }
 
 

@@ -4,6 +4,7 @@ from django import forms
 from django.views.decorators.debug import sensitive_variables
 
 from . import oauth, services
+from .bounce_form import BOUNCE_FORM_FIELDS, BounceMailboxFields
 from .models import NAME_TAKEN, AuthMethod, Provider, Security, SmtpAccount
 from .validators import normalize_domain, normalize_hostname
 
@@ -20,10 +21,11 @@ PRESET_CHOICES = [("", "Custom")] + [(key, label) for key, (label, _host) in PRE
 PRESET_SIGN_IN = {"gmail": AuthMethod.GOOGLE, "outlook": AuthMethod.MICROSOFT}
 
 EXTERNAL_ONLY = ("domain",)
-INTERNAL_ONLY = ("host", "port", "username", "password", "security", "auth_method")
+INTERNAL_ONLY = ("host", "port", "username", "password", "security", "auth_method",
+                 *BOUNCE_FORM_FIELDS)
 
 
-class SmtpAccountForm(forms.ModelForm):
+class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
     """Create or edit an account. The password is write-only: never rendered, never echoed.
 
     Left blank on edit it keeps the stored one, unless host, port, user or TLS/SSL changed:
@@ -187,6 +189,7 @@ class SmtpAccountForm(forms.ModelForm):
             else:
                 self._errors.pop("password", None)
                 data["password"] = ""  # an OAuth account keeps no password
+        self.clean_bounce_mailbox(data, internal=data.get("provider") != Provider.EXTERNAL)
         return data
 
     def _ignore(self, fields):
@@ -243,5 +246,6 @@ class SmtpAccountForm(forms.ModelForm):
             # a secret nothing uses.
             password = ""
         if commit:
-            services.save_account(account, password=password, user=self.user)
+            services.save_account(account, password=password, user=self.user,
+                                  bounce_password=self.bounce_password_to_save)
         return account

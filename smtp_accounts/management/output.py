@@ -88,6 +88,7 @@ def account_details(account, latest_test=None):
             ("Sign-in", account.get_auth_method_display()),
             *sign_in_details(account),
             ("TLS/SSL", account.get_security_display()),
+            ("Bounces", bounce_mailbox_summary(account)),  # the mailbox they return to
         ]
     pairs += [
         ("State", account.state.label),
@@ -109,6 +110,20 @@ def sign_in_details(account):
     if account.is_signed_in:
         return [("Signed in", f"yes, as {account.signed_in_as}")]
     return [("Signed in", "no: Edit > Sign in on its page")]
+
+
+def bounce_mailbox_summary(account):
+    """ "imap.example.com:993 as bounces@example.com; last read … " or "none"."""
+    if not account.has_bounce_mailbox:
+        return "none"
+    text = f"{account.bounce_host}:{account.bounce_port} as {account.bounce_username}"
+    if account.bounce_error:
+        return f"{text}; last read {when(account.bounce_checked_at)} failed: {account.bounce_error}"
+    if account.bounce_checked_at:
+        return f"{text}; last read {when(account.bounce_checked_at)}"
+    return f"{text}; not read yet"
+
+
 def history_row(event):
     """One row of `history`: when (to the second), who (and from where), what, and the
     changes in the page's words, a secret only as "changed"."""

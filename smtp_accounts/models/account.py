@@ -53,7 +53,8 @@ class SmtpAccount(models.Model):
     # What a form or a command may change.
     EDITABLE_FIELDS = (
         "name", "account_type", "provider", "domain", "email", "from_name", "host", "port",
-        "username", "security", "is_active", "auth_method",
+        "username", "security", "is_active", "auth_method", "bounce_host", "bounce_port",
+        "bounce_username",
     )
     # Changing any of these sends the stored password somewhere new, so it must be retyped.
     PASSWORD_BOUND_FIELDS = ("host", "port", "username", "security")
@@ -61,6 +62,11 @@ class SmtpAccount(models.Model):
     TOKEN_BOUND_FIELDS = ("host", "port", "username", "auth_method")
     # The columns that hold OAuth tokens (Fernet tokens, like the password).
     TOKEN_FIELDS = ("oauth_refresh_token_encrypted", "oauth_access_token_encrypted")
+    # The bounce mailbox (IMAP over TLS): where the account's server returns undelivered mail.
+    # Its password is bound to all three, like the account's. Not a connection field: reading
+    # bounces has nothing to do with whether the account may send.
+    BOUNCE_FIELDS = ("bounce_host", "bounce_port", "bounce_username")
+    LOADED_FIELDS = (*CONNECTION_FIELDS, *BOUNCE_FIELDS)  # what changed_fields() can tell
 
     name = models.CharField(
         "Account Name", max_length=100, unique=True, validators=[validate_header_safe]
@@ -101,6 +107,15 @@ class SmtpAccount(models.Model):
     oauth_access_token_encrypted = models.TextField(blank=True, editable=False)
     oauth_access_token_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     signed_in_as = models.CharField("Signed in as", max_length=254, blank=True, editable=False)
+    bounce_host = models.CharField("IMAP server", max_length=253, blank=True)
+    bounce_port = models.PositiveIntegerField(
+        "IMAP TCP number", default=993, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    bounce_username = models.CharField("Mailbox login", max_length=254, blank=True)
+    bounce_password_encrypted = models.TextField(blank=True, editable=False)
+    # The last time the bounce mailbox was read, and what went wrong then ("" when it worked).
+    bounce_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    bounce_error = models.TextField(blank=True, editable=False)
     verified_at = models.DateTimeField("Verified", null=True, blank=True, editable=False)
     # The last configuration problem delivery ran into (login refused, TLS failure …).
     last_error = models.TextField(blank=True, editable=False)
@@ -188,7 +203,7 @@ class SmtpAccount(models.Model):
         instance = super().from_db(db, field_names, values)
         # Remember how the account connected when loaded, to tell what an edit changed.
         instance._loaded = {
-            f: getattr(instance, f) for f in cls.CONNECTION_FIELDS if f in field_names
+            f: getattr(instance, f) for f in cls.LOADED_FIELDS if f in field_names
         }
         return instance
 
@@ -249,6 +264,27 @@ class SmtpAccount(models.Model):
         return crypto.decrypt(self.password_encrypted)
 
     @property
+    def has_bounce_mailbox(self):
+        """True when bounces are read over IMAP: an internal account with an IMAP host."""
+        return not self.is_external and bool(self.bounce_host)
+
+    @property
+    def has_bounce_password(self):
+        return bool(self.bounce_password_encrypted)
+
+    @sensitive_variables()
+    def set_bounce_password(self, raw_password):
+        """Encrypt and store the bounce mailbox's password (an empty value clears it)."""
+        self.bounce_password_encrypted = crypto.encrypt(raw_password) if raw_password else ""
+
+    @sensitive_variables()
+    def get_bounce_password(self):
+        """The bounce mailbox's plaintext password ("" if none). Raises UndecryptableSecret."""
+        if not self.bounce_password_encrypted:
+            return ""
+        return crypto.decrypt(self.bounce_password_encrypted)
+
+    @property
     def from_address(self):
         """The From header: `From Name <email>`, properly quoted."""
         from email.utils import formataddr
@@ -268,4 +304,12 @@ class SmtpAccount(models.Model):
         self.last_error_at = timezone.now()
         SmtpAccount.objects.filter(pk=self.pk).update(
             last_error=message, last_error_at=self.last_error_at
+        )
+
+    def record_bounce_check(self, error=""):
+        """Keep when the bounce mailbox was last read and what went wrong ("" = it worked)."""
+        self.bounce_error = error
+        self.bounce_checked_at = timezone.now()
+        SmtpAccount.objects.filter(pk=self.pk).update(
+            bounce_error=error, bounce_checked_at=self.bounce_checked_at
         )

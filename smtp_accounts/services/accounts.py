@@ -87,35 +87,43 @@ def lock_account(account_id):
 
 # Not @transaction.atomic: its wrapper's frame would hold the password where error reporters
 # that read frames (Sentry-style) find it. `with` keeps it in this frame, marked sensitive.
-@sensitive_variables("password")
-def save_account(account, *, password=None, user=None):
+@sensitive_variables("password", "bounce_password")
+def save_account(account, *, password=None, user=None, bounce_password=None):
     """Save `account` (new or edited) and return it.
 
     `password`: a new plaintext password, or None to keep the stored one. A change of how the
     account connects (see SmtpAccount.CONNECTION_FIELDS) or a new password makes it unverified
     and voids every pending test code, since the old proof no longer applies. Leaves one
     audit entry, `created` or `changed` (none for an edit that changed nothing).
+    `bounce_password`: the same for the bounce mailbox ("" drops it); a new mailbox forgets
+    the last one's error, but leaves the account verified (it does not change sending).
     Raises ValidationError({"name": ...}) when another account took the name meanwhile (the
     form checked it, but two saves may pass that check at the same moment).
     """
     with transaction.atomic():
-        return _save_account(account, password, user)
+        return _save_account(account, password, user, bounce_password)
 
 
-@sensitive_variables("password")
-def _save_account(account, password, user):
+@sensitive_variables("password", "bounce_password")
+def _save_account(account, password, user, bounce_password):
     # stored_snapshot locks the account's row first (the one lock order, see lock_account).
     before = audit.stored_snapshot(account.pk) if account.pk else None
     if password is not None:
         account.set_password(password)
+    if bounce_password is not None:
+        account.set_bounce_password(bounce_password)
     reconnects = account.changed_fields(SmtpAccount.CONNECTION_FIELDS) or password is not None
     # An edit writes only what an edit may change, so a test confirmed (or an error recorded)
     # while the form was open is not overwritten with the values it was loaded with.
-    fields = [*SmtpAccount.EDITABLE_FIELDS, "password_encrypted", "updated_by", "updated_at"]
+    fields = [*SmtpAccount.EDITABLE_FIELDS, "password_encrypted", "bounce_password_encrypted",
+              "updated_by", "updated_at"]
     if account.pk and account.changed_fields(SmtpAccount.TOKEN_BOUND_FIELDS):
         # Tokens were granted for one mailbox, server and sign-in: sign in again.
         account.clear_tokens()
         fields += [*SmtpAccount.TOKEN_FIELDS, "oauth_access_token_expires_at", "signed_in_as"]
+    if account.changed_fields(SmtpAccount.BOUNCE_FIELDS) or bounce_password is not None:
+        account.bounce_error, account.bounce_checked_at = "", None
+        fields += ["bounce_error", "bounce_checked_at"]
     if account.pk and reconnects:
         account.verified_at = None
         account.last_error = ""
@@ -127,7 +135,7 @@ def _save_account(account, password, user):
     if user is not None and user.is_authenticated:
         account.updated_by = user
     _save_unique_name(account, fields if account.pk else None)
-    account._loaded = {f: getattr(account, f) for f in SmtpAccount.CONNECTION_FIELDS}
+    account._loaded = {f: getattr(account, f) for f in SmtpAccount.LOADED_FIELDS}
     _record_saved(account, before)
     return account
 

@@ -1,7 +1,8 @@
 """Connection diagnostics: can an account reach its server, secure the line and log in?
 
 `check_account` runs the steps in order and stops at the first that fails; it sends no mail.
-SMTP: DNS, TCP, TLS, EHLO, login — through netguard (only allowed addresses; the host name
+SMTP: DNS, TCP, TLS, EHLO, login, then the bounce mailbox if it has one (IMAP login, nothing
+read or flagged) — through netguard (only allowed addresses; the host name
 is kept for the certificate check) and with the SMTP sender's own TLS context and error
 wording. Mailgun: that MAILGUN_API_KEY is set and accepted, and that the domain is known.
 """
@@ -18,6 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
 
 from .. import crypto, netguard, oauth
+from ..bounces import BounceMailboxError, check_bounce_mailbox
 from ..models import Security
 from ..senders import xoauth2
 from ..senders.base import ConfigurationError, TemporaryFailure
@@ -109,8 +111,11 @@ class SmtpProbe:
         self.guard = SocketGuard()
 
     def steps(self):
-        return [("DNS", self.resolve), ("TCP", self.connect), ("TLS", self.secure),
-                ("EHLO", self.ehlo), ("login", self.login)]
+        steps = [("DNS", self.resolve), ("TCP", self.connect), ("TLS", self.secure),
+                 ("EHLO", self.ehlo), ("login", self.login)]
+        if self.account.has_bounce_mailbox:
+            steps.append(("bounce mailbox", self.bounce_mailbox))
+        return steps
 
     def resolve(self):
         entries = self._guarded(netguard.resolve, self.account.host, self.account.port)
@@ -167,6 +172,12 @@ class SmtpProbe:
             raise StepFailed(str(err)) from err
         self._guarded(self.smtp.login, account.username, password)
         return f"logged in as {account.username}"
+
+    def bounce_mailbox(self):
+        try:
+            return check_bounce_mailbox(self.account)
+        except BounceMailboxError as err:
+            raise StepFailed(err.reason) from err
 
     @sensitive_variables("token")
     def _login_with_token(self):

@@ -12,8 +12,9 @@ from ..models import SmtpAccount
 __all__ = ["BATCH", "SECRET_COLUMNS", "rotate_account", "rotate_secret", "secret_rows"]
 
 BATCH = 500
-# Every column holding a Fernet token: the password and the OAuth sign-in's tokens.
-SECRET_COLUMNS = ("password_encrypted", *SmtpAccount.TOKEN_FIELDS)
+# Every column holding a Fernet token: the password, the OAuth sign-in's tokens and the
+# bounce mailbox's password.
+SECRET_COLUMNS = ("password_encrypted", *SmtpAccount.TOKEN_FIELDS, "bounce_password_encrypted")
 
 
 def rotate_account(pk, tokens, *, dry_run=False):

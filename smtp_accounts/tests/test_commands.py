@@ -88,6 +88,20 @@ def test_show_finds_an_account_by_id_or_name(make_account):
     assert json.loads(run("show", "Billing", "--json"))["id"] == account.pk
 
 
+def test_show_names_the_bounce_mailbox_and_its_last_error_but_no_password(make_account):
+    account = make_account(name="Relay", bounce_host="imap.example.com",
+                           bounce_username="bounces@example.com")
+    account.set_bounce_password("imap-Secret-3")
+    account.save()
+    account.record_bounce_check("The bounce mailbox imap.example.com:993 refused the login.")
+
+    output = run("show", "Relay")
+
+    assert "Bounces:      imap.example.com:993 as bounces@example.com; last read " in output
+    assert "failed: The bounce mailbox imap.example.com:993 refused the login." in output
+    assert "imap-Secret-3" not in output and "bounce" not in run("show", "Relay", "--json")
+
+
 def test_an_unknown_account_is_one_line_error(db):
     message = fails("show", "nope")
     assert message == "No SMTP account has the id or name 'nope'."
@@ -281,6 +295,19 @@ def test_check_stops_at_the_failing_step_and_says_what_to_fix(smtp_server, smtp_
         call_command("smtp_accounts", "check", "Relay", stdout=out)
     assert out.getvalue().splitlines()[-1].startswith("FAIL  login")
     assert str(info.value).startswith("'Relay' failed at login: The server rejected the login")
+
+
+def test_check_logs_in_to_the_bounce_mailbox_too(smtp_server, smtp_account_for, imap_server):
+    account = smtp_account_for(smtp_server, name="Relay", bounce_host=imap_server.host,
+                               bounce_port=imap_server.port, bounce_username=imap_server.username)
+    account.set_bounce_password("not-the-Imap-one")
+    account.save()
+
+    message = fails("check", "Relay")
+
+    assert message.startswith("'Relay' failed at bounce mailbox: ")
+    assert f"refused the login for {imap_server.username}" in message
+    assert "not-the-Imap-one" not in message and "\n" not in message
 
 
 def test_check_all_prints_one_line_per_account(

@@ -29,6 +29,26 @@ def closed_port():
 # --- SMTP ------------------------------------------------------------------------------------
 
 
+def test_an_account_with_a_bounce_mailbox_logs_in_to_it_and_flags_nothing(
+    smtp_server, smtp_account_for, imap_server
+):
+    imap_server.deliver("gmail_no_such_user.eml")
+    account = smtp_account_for(smtp_server, bounce_host=imap_server.host,
+                               bounce_port=imap_server.port, bounce_username=imap_server.username)
+    account.set_bounce_password(imap_server.password)
+    account.save()
+
+    result = check_account(account)
+
+    assert result.ok, details(result)
+    assert names(result) == [*SMTP_STEPS, "bounce mailbox"]
+    assert result.steps[-1].detail == (
+        f"logged in to 127.0.0.1:{imap_server.port} as {imap_server.username} (TLSv1.3); "
+        "1 unseen message in INBOX"
+    )
+    assert imap_server.unseen() == ["Delivery Status Notification (Failure)"]
+
+
 def test_a_good_starttls_server_passes_every_step_and_receives_nothing(
     smtp_server, smtp_account_for
 ):

@@ -116,6 +116,35 @@ def test_a_pipe_gets_plain_counts(settings, old_key, accounts, monkeypatch):
     assert "\r" not in output
 
 
+def test_the_bounce_mailbox_password_is_rotated_too(settings, old_key, make_account):
+    account = make_account(name="With mailbox", password="smtp-1", bounce_host="imap.example.com")
+    account.set_bounce_password("imap-1")
+    account.save()
+    new_key = Fernet.generate_key().decode()
+    settings.FERNET_KEYS = [new_key, old_key]
+
+    assert "2 re-encrypted, 0 already on the first key, 0 unreadable (of 2" in rotate()
+
+    settings.FERNET_KEYS = [new_key]
+    account.refresh_from_db()
+    assert (account.get_password(), account.get_bounce_password()) == ("smtp-1", "imap-1")
+
+
+def test_an_unreadable_bounce_password_is_named_as_such(settings, old_key, make_account):
+    settings.FERNET_KEYS = [Fernet.generate_key().decode()]  # a key nobody keeps
+    account = make_account(name="Lost mailbox", password="", username="")
+    account.set_bounce_password("imap-1")
+    account.save()
+    settings.FERNET_KEYS = [Fernet.generate_key().decode(), old_key]
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"1 account\(s\) could not be re-encrypted"):
+        call_command("rotate_fernet_keys", stdout=io.StringIO(), stderr=err)
+
+    assert "no key in FERNET_KEYS opens its IMAP password" in err.getvalue()
+    assert "type the IMAP password again on the account's page" in err.getvalue()
+
+
 def test_rotation_moves_the_sign_in_tokens_too(settings, old_key, oauth_server, make_account):
     from smtp_accounts import oauth
     from smtp_accounts.tests.fixtures.oauth_server import sign_in

@@ -88,6 +88,8 @@ class Command(AuditedCommandMixin, SafeCommand):
             if column == "password_encrypted":
                 what = "password"
                 fix = f"re-enter the password (smtp_accounts update {pk} --password-stdin)"
+            elif column == "bounce_password_encrypted":
+                what, fix = "IMAP password", "type the IMAP password again on the account's page"
             else:
                 what, fix = "sign-in token", "sign in again on the account's page"
             self.stderr.write(
