@@ -13,12 +13,15 @@ from .models import OutboundMessage, SmtpAccount, TestEmail
 class SmtpAccountAdmin(admin.ModelAdmin):
     form = SmtpAccountForm
     list_display = (
-        "name", "account_type", "provider", "server_label", "email", "is_active", "verified_at",
-        "updated_at",
+        "name", "account_type", "provider", "server_label", "email", "priority", "is_active",
+        "verified_at", "paused_until", "updated_at",
     )
     list_filter = ("account_type", "provider", "is_active")
     search_fields = ("name", "email", "host", "domain")
-    readonly_fields = ("verified_at", "last_error", "last_error_at", "updated_at", "updated_by")
+    readonly_fields = (
+        "verified_at", "paused_until", "pause_reason", "last_error", "last_error_at",
+        "updated_at", "updated_by",
+    )
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form_class = super().get_form(request, obj, change=change, **kwargs)

@@ -80,4 +80,9 @@ def account_as_dict(account):
         "is_active": account.is_active,
         "verified_at": account.verified_at.isoformat() if account.verified_at else None,
         "updated_at": account.updated_at.isoformat() if account.updated_at else None,
+        "priority": account.priority,
+        "max_per_minute": account.max_per_minute,
+        "max_per_hour": account.max_per_hour,
+        "max_per_day": account.max_per_day,
+        "paused_until": account.paused_until.isoformat() if account.paused_until else None,
     }

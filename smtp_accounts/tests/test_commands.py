@@ -16,7 +16,8 @@ from smtp_accounts.models import SmtpAccount
 
 ACCOUNT_KEYS = {
     "id", "name", "account_type", "provider", "domain", "email", "from_name", "host", "port",
-    "username", "security", "is_active", "verified_at", "updated_at",
+    "username", "security", "is_active", "verified_at", "updated_at", "priority",
+    "max_per_minute", "max_per_hour", "max_per_day", "paused_until",
 }
 MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
 
@@ -491,3 +492,24 @@ def test_the_real_command_line_checks_a_server(tmp_path, smtp_server):
     [error] = bad.stderr.splitlines()
     assert error.startswith("CommandError: 'Relay' failed at login: The server rejected")
     assert smtp_server.password not in good.stdout + bad.stdout + bad.stderr
+
+
+def test_create_and_update_take_priority_and_limits(make_account):
+    account = make_account(name="Desk")
+    out = json.loads(run("update", "Desk", "--priority", "2", "--max-per-minute", "30",
+                         "--max-per-day", "10000", "--json"))
+    assert (out["priority"], out["max_per_minute"], out["max_per_hour"], out["max_per_day"]) == (
+        2, 30, None, 10000)
+    assert out["paused_until"] is None
+    run("update", "Desk", "--max-per-minute", "0")  # 0 clears a limit
+    account.refresh_from_db()
+    assert (account.priority, account.max_per_minute, account.max_per_day) == (2, None, 10000)
+    assert "Limits:       10000 a day" in run("show", "Desk")
+
+
+@pytest.mark.parametrize("args", [("--priority", "-1"), ("--max-per-day", "lots")])
+def test_a_bad_priority_or_limit_is_a_one_line_error(make_account, args):
+    make_account(name="Desk", max_per_day=500)
+    with pytest.raises(CommandError, match="whole number"):
+        run("update", "Desk", *args)
+    assert SmtpAccount.objects.get(name="Desk").max_per_day == 500
