@@ -24,12 +24,12 @@ def _plain_static_files(settings):
 
 @pytest.fixture(autouse=True)
 def _close_kept_connections():
-    # A delivery keeps each account's connection open in this process (services.connections);
-    # one test's servers must not serve the next test's sends.
+    # A delivery keeps each account's connection open in this process (outbox's
+    # services/connections.py); one test's servers must not serve the next test's sends.
     yield
-    from smtp_accounts import services
+    from outbox.services import close_connections
 
-    services.close_connections()
+    close_connections()
 
 
 @pytest.fixture

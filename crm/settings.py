@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "anymail",
     "smtp_accounts",
+    "outbox",
 ]
 
 MIDDLEWARE = [
@@ -165,12 +166,14 @@ ANYMAIL = {
 SMTP_ACCOUNTS_ALLOWED_NETWORKS = env.list("SMTP_ACCOUNTS_ALLOWED_NETWORKS", default=[])
 SMTP_ACCOUNTS_CA_FILE = env.str("SMTP_ACCOUNTS_CA_FILE", default="")
 SMTP_ACCOUNTS_TIMEOUT = env.float("SMTP_ACCOUNTS_TIMEOUT", default=15)
+# Sent and failed mail older than this is pruned daily by beat (outbox.tasks.prune_messages).
+SMTP_ACCOUNTS_LOG_RETENTION_DAYS = env.int("SMTP_ACCOUNTS_LOG_RETENTION_DAYS", default=90)
 # The local dev inbox (debug only): `make run` serves it on this port and the app shows it.
 SMTP_ACCOUNTS_DEV_INBOX_PORT = env.int("SMTP_ACCOUNTS_DEV_INBOX_PORT", default=1025)
 SMTP_ACCOUNTS_DEV_INBOX_DIR = BASE_DIR / "var" / "dev-inbox"
 
 # Django's own mail (password resets, admin errors) goes through the System Account.
-EMAIL_BACKEND = "smtp_accounts.backends.EmailBackend"
+EMAIL_BACKEND = "outbox.backends.EmailBackend"
 # Used only when a message names no sender; the System Account's address is used otherwise.
 DEFAULT_FROM_EMAIL = "crm@localhost"
 
@@ -202,9 +205,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_POOL_LIMIT = 10
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Redis re-delivers a task not acknowledged within this time, and a retry waiting for its
-    # countdown is such a task: keep it longer than the longest retry delay (the outbox's
-    # BACKOFF_CAP, one hour).
+    # Redis re-delivers a task not acknowledged within this time: longer than a task can
+    # wait behind a backlog plus its run. The outbox's scheduler gives a task up for lost
+    # only after this long (outbox/policy.py LOST_AFTER).
     "visibility_timeout": 2 * 60 * 60,
     # An enqueue must fail fast when Redis is down (the row stays queued and the sweeper
     # enqueues it later), never hang the web request.
@@ -223,12 +226,18 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # while `-Q mail` gives a worker that never takes campaign work.
 CELERY_TASK_DEFAULT_QUEUE = "mail"
 CELERY_TASK_QUEUES = {"mail": {}, "campaigns": {}}
-CELERY_TASK_ROUTES = {"smtp_accounts.tasks.deliver_batch": {"queue": "campaigns"}}
+CELERY_TASK_ROUTES = {"outbox.tasks.deliver_batch": {"queue": "campaigns"}}
+# The outbox's scheduler tick (outbox/policy.py SWEEP_INTERVAL) and the daily retention.
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {
-        "task": "smtp_accounts.tasks.sweep_outbox",
-        "schedule": 60.0,
-        "options": {"expires": 50},  # a sweep that waited this long is replaced by the next
+        "task": "outbox.tasks.sweep_outbox",
+        "schedule": 20.0,
+        "options": {"expires": 15},  # a tick that waited this long is replaced by the next
+    },
+    "prune-outbox": {
+        "task": "outbox.tasks.prune_messages",
+        "schedule": 24 * 60 * 60.0,
+        "options": {"expires": 60 * 60},
     },
 }
 

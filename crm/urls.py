@@ -11,5 +11,5 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("settings/smtp-accounts/", include("smtp_accounts.urls")),
     path("admin/", admin.site.urls),
-    path("anymail/", include("anymail.urls")),
+    path("", include("outbox.urls")),
 ]

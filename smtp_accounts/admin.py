@@ -6,7 +6,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from . import services
 from .forms import SmtpAccountForm
-from .models import OutboundMessage, SmtpAccount, TestEmail
+from .models import SmtpAccount, TestEmail
 
 
 @admin.register(SmtpAccount)
@@ -44,20 +44,6 @@ class SmtpAccountAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         services.delete_account(obj)
-
-
-@admin.register(OutboundMessage)
-class OutboundMessageAdmin(admin.ModelAdmin):
-    list_display = ("subject", "account", "status", "attempts", "created_at", "sent_at")
-    list_filter = ("status", "account_type")
-    search_fields = ("subject", "provider_message_id")
-    exclude = ("body_text", "body_html")
-
-    def has_add_permission(self, request):
-        return False  # mail is queued by services.send_email, never by hand
-    readonly_fields = [
-        f.name for f in OutboundMessage._meta.fields if f.name not in ("body_text", "body_html")
-    ]
 
 
 @admin.register(TestEmail)

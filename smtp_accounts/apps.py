@@ -15,4 +15,3 @@ class SmtpAccountsConfig(AppConfig):
         django_checks.register(
             checks.check_mailgun_settings, django_checks.Tags.database, self.label
         )
-        from . import webhooks  # noqa: F401  (connects the Mailgun tracking receiver)

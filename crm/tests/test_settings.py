@@ -15,6 +15,7 @@ PRODUCTION = {
     "FERNET_KEYS": Fernet.generate_key().decode(),
     "DJANGO_ALLOWED_HOSTS": "crm.example.com",
     "DJANGO_SECURE_SSL_REDIRECT": "true",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",  # no connection is made by `check`
 }
 
 
@@ -25,6 +26,14 @@ def manage(*args, **env):
         [sys.executable, "manage.py", *args], cwd=ROOT, env=environ,
         capture_output=True, text=True, timeout=120,
     )
+
+
+def test_check_deploy_warns_that_without_a_broker_mail_is_sent_in_requests():
+    production = {key: value for key, value in PRODUCTION.items() if key != "CELERY_BROKER_URL"}
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **production)
+    assert result.returncode == 1
+    assert "outbox.W001" in result.stderr and "sent inside web requests" in result.stderr
+    assert "retries wait for a `celery -A crm beat` process" in result.stderr
 
 
 def test_check_deploy_is_clean_with_production_values():

@@ -1,6 +1,13 @@
 """Senders by provider: `get_sender(account)` returns the one that delivers for it."""
 
-from .base import ConfigurationError, PermanentFailure, Sender, SendError, TemporaryFailure
+from .base import (
+    ConfigurationError,
+    Delivery,
+    PermanentFailure,
+    Sender,
+    SendError,
+    TemporaryFailure,
+)
 from .mailgun import MailgunSender
 from .smtp import SmtpSender
 
@@ -17,6 +24,7 @@ def get_sender(account):
 
 __all__ = [
     "ConfigurationError",
+    "Delivery",
     "PermanentFailure",
     "SendError",
     "Sender",

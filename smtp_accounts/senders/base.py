@@ -5,23 +5,51 @@ keep one connection open across many messages:
 
     with get_sender(account) as sender:
         for message in messages:
-            provider_id = sender.send(message)
+            delivery = sender.send(message)
 """
 
 import copy
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 
+@dataclass
+class Delivery:
+    """What a send achieved: the provider's message id, the server's final reply, and a
+    result per recipient: {"email", "outcome": "accepted"|"refused", "code", "reason"}."""
+
+    provider_id: str = ""
+    code: int | None = None
+    reply: str = ""
+    recipients: list = field(default_factory=list)
+
+    @property
+    def refused(self):
+        return [entry for entry in self.recipients if entry["outcome"] == "refused"]
+
+
+def recipient_results(accepted, refused=None):
+    """Per-recipient results: `accepted` addresses, `refused` {address: (code, reply)}."""
+    refused = refused or {}
+    results = [{"email": address, "outcome": "accepted", "code": None, "reason": ""}
+               for address in accepted if address not in refused]  # fmt: skip
+    for address, (code, reply) in refused.items():
+        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        results.append({"email": address, "outcome": "refused", "code": code, "reason": text})
+    return results
+
+
 class SendError(Exception):
-    """A message could not be sent. `reason` is a sentence an admin can act on."""
+    """A message could not be sent. `reason` is a sentence an admin can act on; `code` the
+    server's SMTP or HTTP status, and `recipients` per-recipient results, when known."""
 
     kind = ""
 
-    def __init__(self, reason):
+    def __init__(self, reason, *, code=None, recipients=()):
         super().__init__(reason)
-        self.reason = reason
+        self.reason, self.code, self.recipients = reason, code, list(recipients)
 
 
 class TemporaryFailure(SendError):
@@ -45,9 +73,9 @@ class ConfigurationError(ImproperlyConfigured):
 
     kind = "configuration"
 
-    def __init__(self, reason):
+    def __init__(self, reason, *, code=None):
         super().__init__(reason)
-        self.reason = reason
+        self.reason, self.code, self.recipients = reason, code, []
 
 
 def is_default_sender(address):
@@ -84,8 +112,13 @@ class Sender:
         if backend is not None:
             self.disconnect(backend)
 
+    @property
+    def is_open(self):
+        """True while a connection is open (a failure that broke it closes it)."""
+        return self.backend is not None
+
     def send(self, message):
-        """Deliver one EmailMessage and return the provider's message id (may be "").
+        """Deliver one EmailMessage and return its Delivery (provider id, per recipient).
 
         The From header is the account's address unless the message sets its own. Raises
         TemporaryFailure, PermanentFailure or ConfigurationError.
@@ -124,7 +157,7 @@ class Sender:
         raise NotImplementedError
 
     def deliver(self, message):
-        """Send a prepared message on self.backend and return the provider's id."""
+        """Send a prepared message on self.backend and return its Delivery."""
         raise NotImplementedError
 
     def __enter__(self):

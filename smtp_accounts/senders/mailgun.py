@@ -13,7 +13,14 @@ from anymail.backends.mailgun import EmailBackend as MailgunBackend
 from anymail.exceptions import AnymailError, AnymailRequestsAPIError
 from django.conf import settings
 
-from .base import ConfigurationError, PermanentFailure, Sender, TemporaryFailure
+from .base import (
+    ConfigurationError,
+    Delivery,
+    PermanentFailure,
+    Sender,
+    TemporaryFailure,
+    recipient_results,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +51,14 @@ class MailgunSender(Sender):
             logger.debug("Closing the Mailgun session failed", exc_info=True)
 
     def deliver(self, message):
-        """Send through Mailgun's API and return Mailgun's message id."""
+        """Send through Mailgun's API. Returns the Delivery: Mailgun's message id, every
+        recipient accepted (Mailgun reports refusals later, by webhook)."""
         try:
             self.backend.send_messages([message])  # anymail records its status on the copy
         except AnymailError as err:
             raise self._translate(err) from err
-        return message.anymail_status.message_id or ""
+        return Delivery(provider_id=message.anymail_status.message_id or "", code=200,
+                        recipients=recipient_results(message.recipients()))  # fmt: skip
 
     def _translate(self, err):
         """The TemporaryFailure, PermanentFailure or ConfigurationError for an AnymailError."""
@@ -58,7 +67,7 @@ class MailgunSender(Sender):
         if api_key and api_key in reason:
             reason = reason.replace(api_key, "********")
         logger.info("%s via Mailgun for %s: %s", error_class.__name__, self.account.domain, reason)
-        return error_class(reason)
+        return error_class(reason, code=getattr(err, "status_code", None))
 
 
 def describe_error(err, account):
@@ -96,6 +105,14 @@ def _http_error(err, account):
         return ConfigurationError, (
             f"Mailgun rejected the API key ({status} {said}): check MAILGUN_API_KEY, and that "
             "MAILGUN_API_URL is your account's region (EU: https://api.eu.mailgun.net/v3)."
+        )
+    if status == 403:
+        # The key is valid but may not send for this domain (a domain-scoped sending key of
+        # another domain, or a disabled domain): the account is misconfigured, not the mail.
+        return ConfigurationError, (
+            f"Mailgun refused to send for {account.domain} with this API key ({status} {said}): "
+            "check that MAILGUN_API_KEY may send for the domain, and that the domain is "
+            "active in Mailgun."
         )
     if status == 404 and "domain not found" in said.lower():
         return ConfigurationError, (

@@ -13,7 +13,7 @@ import smtplib
 import socket
 import ssl
 from email.utils import make_msgid
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from django.conf import settings
 from django.core.mail.backends.smtp import EmailBackend
@@ -23,7 +23,8 @@ from django.views.decorators.debug import sensitive_variables
 
 from .. import crypto, netguard
 from ..models import Security
-from .base import ConfigurationError, PermanentFailure, Sender
+from .base import ConfigurationError, Delivery, PermanentFailure, Sender, recipient_results
+from .deadline import DeadlineExceeded, SocketGuard
 from .smtp_errors import NETWORK_ERRORS, describe_error
 
 logger = logging.getLogger(__name__)
@@ -55,29 +56,84 @@ def _tls_context(cafile, modified):
 
 
 class GuardedSMTP(smtplib.SMTP):
-    """smtplib.SMTP that connects only to addresses netguard allows.
+    """smtplib.SMTP that connects only to addresses netguard allows, within a deadline.
 
     The socket goes to the checked IP while smtplib keeps the host name, so STARTTLS still
-    sends it as SNI and verifies the certificate against it.
+    sends it as SNI and verifies the certificate against it. `guard` (a SocketGuard, armed
+    from the connect on) cuts off a server that answers too slowly in all; `last_reply` is
+    the server's answer to the end of DATA, which smtplib's sendmail() does not return.
     """
+
+    def __init__(self, *args, guard, **kwargs):
+        self.guard, self.last_reply = guard, (None, b"")
+        super().__init__(*args, **kwargs)
 
     def _get_socket(self, host, port, timeout):
         sock = netguard.create_connection(host, port, timeout)
         # SMTP is a chain of small writes; Nagle would hold each one back for an ACK.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.guard.watch(sock)
+        self.guard.arm()  # the greeting, EHLO, TLS and login: AccountBackend.open() ends it
         return sock
+
+    def data(self, msg):
+        self.last_reply = super().data(msg)
+        return self.last_reply
+
+    def close(self):
+        super().close()
+        self.guard.close()
 
 
 class GuardedSMTP_SSL(smtplib.SMTP_SSL, GuardedSMTP):
     """Implicit TLS over GuardedSMTP's socket (SMTP_SSL wraps what GuardedSMTP connects)."""
 
+    def __init__(self, *args, guard, **kwargs):
+        # SMTP_SSL calls SMTP.__init__ by name, skipping GuardedSMTP's: set its attributes.
+        self.guard, self.last_reply = guard, (None, b"")
+        smtplib.SMTP_SSL.__init__(self, *args, **kwargs)
+
 
 class AccountBackend(EmailBackend):
-    """Django's SMTP backend with netguard'ed sockets and the account's trust store."""
+    """Django's SMTP backend with netguard'ed sockets, the account's trust store and an
+    overall deadline (`guard`) for opening the connection and for each send.
+
+    Sending goes through sendmail() below, not Django's send_messages(): Django's `_send`
+    throws away smtplib's refused-recipients dict, and the outbox records it per recipient.
+    test_senders_smtp.py fails if Django stops exposing the open smtplib connection as
+    `connection`, which this relies on.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.guard = SocketGuard()
 
     @property
     def connection_class(self):
-        return GuardedSMTP_SSL if self.use_ssl else GuardedSMTP
+        return partial(GuardedSMTP_SSL if self.use_ssl else GuardedSMTP, guard=self.guard)
+
+    def open(self):
+        try:
+            return super().open()
+        finally:
+            self.guard.disarm()
+
+    def close(self):
+        self.guard.arm()  # QUIT waits for an answer too
+        try:
+            super().close()
+        finally:
+            self.guard.close()
+
+    def sendmail(self, envelope_from, recipients, data):
+        """Send on the open connection within the deadline. Returns Delivery's parts:
+        (refused {address: (code, reply)}, the final (code, reply)). Raises smtplib's errors."""
+        self.guard.arm()
+        try:
+            refused = self.connection.sendmail(envelope_from, recipients, data)
+        finally:
+            self.guard.disarm()
+        return refused, self.connection.last_reply
 
     @cached_property
     def ssl_context(self):
@@ -126,22 +182,17 @@ class SmtpSender(Sender):
         return message
 
     def deliver(self, message):
-        """Send with the envelope sender account.email; return the Message-ID header.
-
-        Recipients refused while others were accepted are logged."""
+        """Send with the envelope sender account.email. Returns the Delivery: the Message-ID
+        header as provider id, the reply to DATA, each recipient accepted or refused."""
         envelope_from, recipients, mime = self._envelope(message)
-        refused = self._call(
-            self.backend.connection.sendmail,
-            envelope_from,
-            recipients,
-            mime.as_bytes(linesep="\r\n"),
+        refused, (code, reply) = self._call(
+            self.backend.sendmail, envelope_from, recipients, mime.as_bytes(linesep="\r\n")
         )
-        if refused:
-            logger.warning(
-                "%s refused %d of %d recipients of %s",
-                self.where, len(refused), len(recipients), mime["Message-ID"],
-            )  # fmt: skip
-        return mime["Message-ID"]
+        return Delivery(
+            provider_id=mime["Message-ID"], code=code,
+            reply=reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply,
+            recipients=recipient_results(recipients, refused),
+        )  # fmt: skip
 
     @property
     def where(self):
@@ -188,7 +239,9 @@ class SmtpSender(Sender):
         try:
             return function(*args)
         except NETWORK_ERRORS as err:
-            translated = self._translate(err)
+            # The deadline cut the conversation off: say so, not "connection closed".
+            fired = backend.guard.fired
+            translated = self._translate(DeadlineExceeded(backend.guard.seconds) if fired else err)
             if _breaks_connection(err):
                 backend.abort()
                 if backend is self.backend:
@@ -199,7 +252,11 @@ class SmtpSender(Sender):
         """The TemporaryFailure, PermanentFailure or ConfigurationError for `err`."""
         error_class, reason = describe_error(err, self.account)  # the password is redacted
         logger.info("%s via %s: %s", error_class.__name__, self.where, reason)
-        return error_class(reason)
+        if error_class is ConfigurationError:
+            return error_class(reason, code=_smtp_code(err))
+        refused = getattr(err, "recipients", None)  # SMTPRecipientsRefused: all refused
+        results = recipient_results((), refused) if isinstance(refused, dict) else ()
+        return error_class(reason, code=_smtp_code(err), recipients=results)
 
     def _envelope(self, message):
         """(envelope sender, recipients, MIME message). Raises PermanentFailure."""
@@ -210,6 +267,14 @@ class SmtpSender(Sender):
         except ValueError as err:
             raise PermanentFailure(f"The message has an invalid address: {err}.") from err
         return envelope_from, recipients, message.message()
+
+
+def _smtp_code(err):
+    """The server's reply code in `err`, if it carries one (the first refused recipient's)."""
+    code = getattr(err, "smtp_code", None)
+    if code is None and isinstance(getattr(err, "recipients", None), dict) and err.recipients:
+        code = next(iter(err.recipients.values()))[0]
+    return code if isinstance(code, int) and code > 0 else None
 
 
 def _breaks_connection(err):

@@ -14,6 +14,7 @@ from django.conf import settings
 from .. import crypto, netguard
 from ..models import Security
 from .base import ConfigurationError, PermanentFailure, TemporaryFailure
+from .deadline import TIMEOUTS_PER_DEADLINE, DeadlineExceeded
 
 __all__ = ["LOGIN_HINTS", "NETWORK_ERRORS", "describe_error"]
 
@@ -191,6 +192,14 @@ def _timeout(err, account):
     )
 
 
+def _deadline(err, account):
+    return TemporaryFailure, (
+        f"{_where(account)} did not finish answering within {err.seconds:g} s "
+        f"({TIMEOUTS_PER_DEADLINE} × SMTP_ACCOUNTS_TIMEOUT), so the CRM hung up; the server is "
+        "overloaded, or slows callers down on purpose."
+    )
+
+
 def _refused(err, account):
     return TemporaryFailure, (
         f"{_where(account)} refused the connection; check the Port, or whether the server "
@@ -224,6 +233,7 @@ _DESCRIBERS = [
     (smtplib.SMTPException, _smtp_other),
     (ssl.SSLCertVerificationError, _untrusted),
     (ssl.SSLError, _tls_failed),
+    (DeadlineExceeded, _deadline),
     (TimeoutError, _timeout),
     (ConnectionRefusedError, _refused),
     (OSError, _os_error),

@@ -1,14 +1,77 @@
 """Saving, finding and describing accounts."""
 
 from django.db import transaction
+from django.db.models import Min
 
-from ..models import SmtpAccount, TestEmail
+from ..models import AccountType, SmtpAccount, TestEmail
 
-__all__ = ["AccountNotFound", "account_as_dict", "delete_account", "find_account", "save_account"]
+__all__ = [
+    "AccountNotFound",
+    "NoReadyAccount",
+    "account_as_dict",
+    "delete_account",
+    "find_account",
+    "lock_account",
+    "ready_account",
+    "save_account",
+    "sending_account_ids",
+]
 
 
 class AccountNotFound(LookupError):
     """No account has that id or name."""
+
+
+class NoReadyAccount(LookupError):
+    """No active and verified account can send this mail."""
+
+    def __init__(self, account_type, account=None):
+        if account is None:
+            kind = AccountType(account_type).label.removesuffix(" Account")
+            reason = f"There is no active and verified {kind} account"
+        else:
+            reason = f"The account “{account.name}” is not active and verified"
+        super().__init__(
+            f"{reason}, so the email was not sent. Add one under System Settings > SMTP "
+            f"Accounts, or test and confirm an existing one."
+        )
+        self.account_type = account_type
+
+
+def ready_account(account_type):
+    """The account that sends mail of `account_type`: the oldest active and verified one.
+
+    Raises ValueError for an unknown type, NoReadyAccount when no account of it is ready.
+    """
+    if account_type not in AccountType.values:
+        raise ValueError(
+            f"Unknown account type {account_type!r}; use one of {', '.join(AccountType.values)}."
+        )
+    account = _ready_accounts().filter(account_type=account_type).order_by("pk").first()
+    if account is None:
+        raise NoReadyAccount(account_type)
+    return account
+
+
+def sending_account_ids():
+    """Ids of the accounts that send each type's mail now: the one ready_account picks."""
+    first = _ready_accounts().values("account_type").annotate(first=Min("pk"))
+    return set(first.values_list("first", flat=True))
+
+
+def _ready_accounts():
+    return SmtpAccount.objects.filter(is_active=True, verified_at__isnull=False)
+
+
+def lock_account(account_id):
+    """Lock the account's row until the transaction ends (call inside transaction.atomic).
+
+    The one lock order for an account and its TestEmail rows: the account first. Every
+    function that changes both takes this lock before touching a TestEmail, so two of them
+    never wait for each other (PostgreSQL would abort one with "deadlock detected").
+    Raises SmtpAccount.DoesNotExist when the account is gone.
+    """
+    SmtpAccount.objects.select_for_update().filter(pk=account_id).values_list("pk").get()
 
 
 @transaction.atomic
@@ -25,6 +88,8 @@ def save_account(account, *, password=None, user=None):
     # An edit writes only what an edit may change, so a test confirmed (or an error recorded)
     # while the form was open is not overwritten with the values it was loaded with.
     fields = [*SmtpAccount.EDITABLE_FIELDS, "password_encrypted", "updated_by", "updated_at"]
+    if account.pk:
+        lock_account(account.pk)
     if account.pk and reconnects:
         account.verified_at = None
         account.last_error = ""

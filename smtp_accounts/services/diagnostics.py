@@ -20,6 +20,7 @@ from django.views.decorators.debug import sensitive_variables
 from .. import crypto, netguard
 from ..models import Security
 from ..senders.base import ConfigurationError
+from ..senders.deadline import DeadlineExceeded, SocketGuard
 from ..senders.smtp import tls_context
 from ..senders.smtp_errors import NETWORK_ERRORS, describe_error
 
@@ -102,6 +103,9 @@ class SmtpProbe:
         self.smtp = smtplib.SMTP(timeout=self.timeout)  # given no host, it connects nothing
         self.smtp._host = account.host  # the name TLS verifies the certificate against
         self.sock = None
+        # Connect to login within one overall deadline, as the sender does: a tarpit that
+        # trickles its greeting cannot hold the command.
+        self.guard = SocketGuard()
 
     def steps(self):
         return [("DNS", self.resolve), ("TCP", self.connect), ("TLS", self.secure),
@@ -118,6 +122,8 @@ class SmtpProbe:
         # sender does: what the DNS step saw is not trusted for the connection itself.
         self.sock = self._guarded(netguard.create_connection, account.host, account.port,
                                   self.timeout)
+        self.guard.watch(self.sock)
+        self.guard.arm()
         peer = self.sock.getpeername()[0]
         if account.security == Security.SSL:
             return f"connected to {peer} port {account.port}"
@@ -168,6 +174,7 @@ class SmtpProbe:
         self.smtp.close()
         if self.sock is not None:
             self.sock.close()
+        self.guard.close()
 
     def _context(self):
         try:
@@ -186,11 +193,14 @@ class SmtpProbe:
     def _guarded(self, function, *args, **kwargs):
         """Run a network call; turn its failure into StepFailed, worded as the sender does."""
         try:
-            return function(*args, **kwargs)
+            result = function(*args, **kwargs)
         except ImproperlyConfigured as err:  # e.g. a malformed SMTP_ACCOUNTS_ALLOWED_NETWORKS
             raise StepFailed(str(err)) from err
         except NETWORK_ERRORS as err:
-            self._fail(err)
+            self._fail(DeadlineExceeded(self.guard.seconds) if self.guard.fired else err)
+        if self.guard.fired:  # cut off mid-reply: what was read is only part of it
+            self._fail(DeadlineExceeded(self.guard.seconds))
+        return result
 
     def _fail(self, err):
         _kind, reason = describe_error(err, self.account)  # the password is redacted

@@ -25,6 +25,7 @@ from ..crypto import UndecryptableSecret
 from ..models import SmtpAccount, TestEmail
 from ..senders import ConfigurationError, SendError, get_sender
 from ..validators import validate_header_safe
+from .accounts import lock_account
 
 __all__ = [
     "CODE_LIFETIME",
@@ -103,8 +104,8 @@ def request_test_email(account, *, to, user=None):
     """
     to = _clean_address(to)
     with transaction.atomic():
-        # Lock the account so two simultaneous requests cannot both pass the throttle.
-        SmtpAccount.objects.select_for_update().filter(pk=account.pk).values_list("pk").get()
+        # Locks the account, so two simultaneous requests cannot both pass the throttle.
+        lock_account(account.pk)
         _check_throttle(account)
         TestEmail.objects.filter(account_id=account.pk, status__in=PENDING).update(
             status=TestEmail.Status.SUPERSEDED
@@ -156,6 +157,7 @@ def confirm_test_email(account, code):
     """
     code = "".join(str(code or "").split()).replace("-", "")
     with transaction.atomic():
+        lock_account(account.pk)  # before its TestEmail: the one lock order (see lock_account)
         test = (
             TestEmail.objects.select_for_update()
             .filter(account_id=account.pk)

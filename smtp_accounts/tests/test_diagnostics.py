@@ -180,3 +180,13 @@ def test_ssl_against_a_starttls_port_fails_the_handshake(smtp_server, smtp_accou
     result = check_account(smtp_account_for(smtp_server, security="ssl"))
     assert result.failure.name == "TLS"
     assert f"The TLS handshake with 127.0.0.1:{smtp_server.port} failed" in result.failure.detail
+
+
+def test_a_tarpit_cannot_hold_the_check_past_the_overall_deadline(
+    smtp_tarpit_server, smtp_account_for
+):
+    # Defect 9 for `smtp_accounts check`: 40 s and more against a trickled greeting.
+    result = check_account(smtp_account_for(smtp_tarpit_server))
+
+    assert result.failure.name == "TCP"
+    assert "did not finish answering within 0.9 s" in result.failure.detail

@@ -27,7 +27,7 @@ def send_one(account, message=None):
 def test_send_returns_mailguns_id(mailgun_server, mailgun_account_for):
     account = mailgun_account_for(mailgun_server)
 
-    message_id = send_one(account)
+    message_id = send_one(account).provider_id
 
     [request] = mailgun_server.requests
     assert request.auth_ok
@@ -51,7 +51,7 @@ def test_one_session_serves_several_sends(mailgun_server, mailgun_account_for):
     account = mailgun_account_for(mailgun_server)
 
     with get_sender(account) as sender:
-        ids = [sender.send(make_message(subject=f"Message {n}")) for n in range(3)]
+        ids = [sender.send(make_message(subject=f"Message {n}")).provider_id for n in range(3)]
 
     assert len(set(ids)) == 3
     assert [r.field("subject") for r in mailgun_server.requests] == [

@@ -1,5 +1,6 @@
 """SmtpSender against real aiosmtpd servers (see tests/fixtures/smtp_server.py)."""
 
+import inspect
 import logging
 import smtplib
 
@@ -16,6 +17,7 @@ from smtp_accounts.senders import (
 from smtp_accounts.senders.smtp import tls_context
 from smtp_accounts.senders.smtp_errors import describe_error
 from smtp_accounts.tests.fixtures.smtp_server import DROP
+from smtp_accounts.tests.fixtures.worker import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +33,7 @@ def send_one(account, message=None):
 def test_starttls_send_delivers_with_account_from_and_login(smtp_server, smtp_account_for):
     account = smtp_account_for(smtp_server)
 
-    message_id = send_one(account)
+    message_id = send_one(account).provider_id
 
     [received] = smtp_server.messages
     assert received.message["From"] == "CRM <crm@example.com>"
@@ -79,7 +81,7 @@ def test_one_connection_serves_several_sends(smtp_server, smtp_account_for):
     account = smtp_account_for(smtp_server)
 
     with get_sender(account) as sender:
-        ids = [sender.send(make_message(subject=f"Message {n}")) for n in range(3)]
+        ids = [sender.send(make_message(subject=f"Message {n}")).provider_id for n in range(3)]
 
     assert smtp_server.connections == 1
     assert smtp_server.logins == [smtp_server.username]
@@ -378,3 +380,33 @@ def test_error_reports_never_show_the_password(monkeypatch, make_account):
     report = ExceptionReporter(None, crash.type, crash.value, crash.tb).get_traceback_html()
     assert "in _make_backend" in report  # the frame that held the password is reported ...
     assert account.get_password() not in report  # ... without it
+
+
+def test_a_tarpit_cannot_hold_a_connection_past_the_overall_deadline(
+    smtp_tarpit_server, smtp_account_for
+):
+    # Defect 9: SMTP_ACCOUNTS_TIMEOUT bounds each read, and a greeting trickled a byte at a
+    # time never lets one time out; the whole connection attempt now has a deadline.
+    sender = get_sender(smtp_account_for(smtp_tarpit_server))
+
+    with pytest.raises(TemporaryFailure) as failure:
+        sender.open()
+
+    assert failure.value.reason == (
+        f"127.0.0.1:{smtp_tarpit_server.port} did not finish answering within 0.9 s "
+        "(3 × SMTP_ACCOUNTS_TIMEOUT), so the CRM hung up; the server is overloaded, or slows "
+        "callers down on purpose."
+    )
+    wait_until(lambda: smtp_tarpit_server.cut_off, message="the tarpit to see the hang-up")
+
+
+def test_djangos_backend_still_exposes_its_smtplib_connection(smtp_server, smtp_account_for):
+    # AccountBackend.sendmail() calls smtplib directly, because Django's _send() discards
+    # the refused-recipients dict: this fails if Django renames or hides `connection`.
+    sender = get_sender(smtp_account_for(smtp_server))
+    sender.open()
+    try:
+        assert isinstance(sender.backend.connection, smtplib.SMTP)
+        assert "sendmail(" in inspect.getsource(type(sender.backend).__mro__[1]._send)
+    finally:
+        sender.close()

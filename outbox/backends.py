@@ -1,6 +1,6 @@
 """A Django EmailBackend that sends through the System Account, via the outbox.
 
-With EMAIL_BACKEND = "smtp_accounts.backends.EmailBackend", django.core.mail.send_mail,
+With EMAIL_BACKEND = "outbox.backends.EmailBackend", django.core.mail.send_mail,
 mail_admins and the password-reset mail become outbox rows, delivered by the workers like
 any other mail of the CRM.
 """
@@ -10,9 +10,11 @@ import logging
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils.html import strip_tags
 
-from . import services
-from .models import AccountType
-from .senders.base import is_default_sender
+from smtp_accounts.models import AccountType
+from smtp_accounts.senders.base import is_default_sender
+from smtp_accounts.services import NoReadyAccount
+
+from .services import send_email
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +32,8 @@ class EmailBackend(BaseEmailBackend):
         queued = 0
         for message in email_messages:
             try:
-                services.send_email(account_type=AccountType.SYSTEM, **_outbox_fields(message))
-            except (services.NoReadyAccount, ValueError) as err:
+                send_email(account_type=AccountType.SYSTEM, **_outbox_fields(message))
+            except (NoReadyAccount, ValueError) as err:
                 if not self.fail_silently:
                     raise
                 logger.warning("Django mail to %d recipient(s) not queued: %s",

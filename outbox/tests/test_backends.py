@@ -4,15 +4,15 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from smtp_accounts import services
-from smtp_accounts.models import OutboundMessage
+from outbox.models import OutboundMessage
+from smtp_accounts.services import NoReadyAccount
 
 Status = OutboundMessage.Status
 
 
 @pytest.fixture
 def system_account(smtp_server, smtp_account_for, settings):
-    settings.EMAIL_BACKEND = "smtp_accounts.backends.EmailBackend"
+    settings.EMAIL_BACKEND = "outbox.backends.EmailBackend"
     return smtp_account_for(smtp_server, verified_at=timezone.now(), from_name="Acme CRM")
 
 
@@ -52,10 +52,10 @@ def test_an_explicit_sender_and_an_html_alternative_are_kept(
 
 
 def test_without_a_ready_system_account_send_mail_says_so(settings, db):
-    settings.EMAIL_BACKEND = "smtp_accounts.backends.EmailBackend"
+    settings.EMAIL_BACKEND = "outbox.backends.EmailBackend"
 
     expected = "There is no active and verified System account"
-    with pytest.raises(services.NoReadyAccount, match=expected):
+    with pytest.raises(NoReadyAccount, match=expected):
         mail.send_mail("Hi", "Hello", None, ["ann@example.com"])
     assert mail.send_mail("Hi", "Hello", None, ["ann@example.com"], fail_silently=True) == 0
     assert not OutboundMessage.objects.exists()

@@ -7,12 +7,10 @@ worker keeps each account's connection between tasks, for IDLE_SECONDS at most.
 import threading
 import time
 
-from ..crypto import UndecryptableSecret
-from ..senders import ConfigurationError, SendError, TemporaryFailure, get_sender
+from smtp_accounts.crypto import UndecryptableSecret
+from smtp_accounts.senders import ConfigurationError, SendError, TemporaryFailure, get_sender
 
-__all__ = ["close_connections"]
-
-IDLE_SECONDS = 30  # a kept connection unused this long is closed
+from ..policy import IDLE_SECONDS
 
 
 class CannotOpen(Exception):
@@ -32,8 +30,9 @@ class KeptConnection:
     """The account's Sender for one task, opened on first use.
 
     With keep=True it comes from, and goes back to, this process's idle connections: a
-    worker sends message after message without reconnecting. A kept connection that fails
-    is replaced by a fresh one, once (the server may have hung up on it while idle).
+    worker sends message after message without reconnecting. A kept connection that broke
+    on its first use is replaced by a fresh one, once (the server may have hung up on it
+    while idle); a failure that leaves it open (a 451 for one recipient) is the message's.
     """
 
     def __init__(self, account, *, keep):
@@ -51,22 +50,23 @@ class KeptConnection:
         return False
 
     def send(self, email):
-        """Send `email`; returns the provider's id. Raises CannotOpen, SendError or
+        """Send `email`; returns its Delivery. Raises CannotOpen, SendError or
         ConfigurationError."""
         if self.sender is None:
             self._open(reuse=True)
         try:
-            provider_id = self.sender.send(email)
+            delivery = self.sender.send(email)
         except TemporaryFailure:
-            if not self.untried:
-                raise  # the sender reconnects by itself for the next message
-            # The server may have hung up on the kept connection while it idled: once,
-            # try again on a fresh one.
+            reopen, self.untried = self.untried and not self.sender.is_open, False
+            if not reopen:
+                raise  # the message's own failure; a broken connection reopens by itself
+            # The server hung up on the kept connection while it idled: once, try again on
+            # a fresh one.
             self.discard()
             self._open(reuse=False)
-            provider_id = self.sender.send(email)
+            delivery = self.sender.send(email)
         self.untried = False
-        return provider_id
+        return delivery
 
     def discard(self):
         if self.sender is not None:

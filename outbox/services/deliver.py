@@ -1,8 +1,9 @@
-"""Delivery: claim queued outbox rows, send them on one connection, record each outcome.
+"""Delivery: send claimed outbox rows on one connection and record each outcome.
 
-A claim is a conditional update (queued -> sending, leased), so a task delivered twice finds
-nothing left to send. A temporary failure queues the row again with backoff and jitter, a
-permanent one fails it with its reason, a configuration problem is also kept on the account.
+A temporary failure queues the row again for its next_attempt_at (the scheduler's tick
+enqueues it when due: no task waits in the broker for a countdown); a permanent one fails it
+with its reason; a configuration problem is also kept on the account. Every try leaves an
+Attempt in the message's history; sent rows and their attempts are saved in groups.
 """
 
 import logging
@@ -10,54 +11,42 @@ import random
 import time
 from datetime import timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
-from ..models import OutboundMessage
-from ..senders import ConfigurationError, PermanentFailure, SendError, TemporaryFailure
-from .connections import CannotOpen, KeptConnection
-from .outbox import BATCH_SIZE, LEASE, MAX_ATTEMPTS, message_as_email
+from smtp_accounts.senders import ConfigurationError, PermanentFailure, SendError, TemporaryFailure
 
-__all__ = ["claim_batch", "deliver_claimed", "deliver_message", "retry_delay"]
+from .. import policy
+from ..models import OutboundMessage
+from . import claim, events, history
+from .connections import CannotOpen, KeptConnection
+from .enqueue import message_as_email
 
 logger = logging.getLogger(__name__)
 Status = OutboundMessage.Status
 
-BATCH_TIME_BUDGET = 60  # seconds; a slower batch puts its unsent rows back in the queue
-BACKOFF_BASE = 30  # seconds before the first retry, doubling per attempt ...
-BACKOFF_CAP = 60 * 60  # ... up to this. Keep it below the broker's visibility_timeout.
-# Sent rows are saved in groups (one commit per group, not per message). A worker killed
-# mid-batch re-sends at most the rows it had claimed and not saved yet.
-SAVE_EVERY = 20
-
 
 def deliver_message(message_id, *, reuse_connection=False):
-    """Claim one queued message, send it and record the outcome.
+    """Claim one queued message, send it and record the outcome. Returns nothing.
 
-    Returns the seconds until its retry is due after a temporary failure, else None. Does
-    nothing (None) when the message is not queued and due: already sent, being sent by
+    Does nothing when the message is not queued and due: already sent, being sent by
     another worker, failed, or waiting for its retry; so a task delivered twice sends once.
     `reuse_connection`: take, and keep, this process's open connection of the account.
     """
-    message = OutboundMessage.objects.claim(message_id, LEASE)
-    if message is None:
-        return None
-    return deliver_claimed([message], reuse_connection=reuse_connection)
-
-
-def claim_batch(account_id):
-    """Claim up to BATCH_SIZE due messages of one account. Returns them, oldest first."""
-    return OutboundMessage.objects.claim_batch(account_id, BATCH_SIZE, LEASE)
+    message = claim.claim_message(message_id)
+    if message is not None:
+        deliver_claimed([message], reuse_connection=reuse_connection)
 
 
 def deliver_claimed(messages, *, reuse_connection=False):
     """Send claimed messages of one account on one connection and record each outcome.
 
-    Returns the seconds until the earliest retry is due (0 when some were put back unsent),
-    or None. Send errors never escape: each ends up on its row, and a configuration problem
-    also on the account.
+    Returns True when some were put back unsent (the time budget ran out: enqueue their
+    account's batch again), else False. Send errors never escape: each ends up on its row
+    and in its history, and a configuration problem also on the account.
     """
     if not messages:
-        return None
+        return False
     account = messages[0].account
     recorder = _Recorder(account)
     if account is None:
@@ -71,7 +60,7 @@ def deliver_claimed(messages, *, reuse_connection=False):
             _send_each(connection, messages, recorder)
     recorder.save()
     logger.info("Account %s: %s", getattr(account, "pk", None), recorder.summary())
-    return recorder.retry_in
+    return recorder.counts["put back"] > 0
 
 
 def retry_delay(attempts):
@@ -80,14 +69,14 @@ def retry_delay(attempts):
     Exponential from BACKOFF_BASE, capped at BACKOFF_CAP, with "equal jitter" (half fixed,
     half random) so messages that failed together do not all come back at the same moment.
     """
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
+    ceiling = min(policy.BACKOFF_CAP, policy.BACKOFF_BASE * 2 ** max(0, attempts - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 def _send_each(connection, messages, recorder):
     """Send `messages` in order, recording each outcome. Stops early when the rest cannot go
     (the account is misconfigured, the server unreachable) or the time budget is spent."""
-    deadline = time.monotonic() + BATCH_TIME_BUDGET
+    deadline = time.monotonic() + policy.BATCH_TIME_BUDGET
     for position, message in enumerate(messages):
         if time.monotonic() > deadline:
             recorder.put_back(messages[position:])
@@ -108,39 +97,55 @@ def _send_each(connection, messages, recorder):
 
 
 class _Recorder:
-    """Writes each claimed message's outcome: sent rows in groups of SAVE_EVERY, the rest
-    at once (a failure is rare, and must not be lost)."""
+    """Writes each claimed message's outcome and history: sent rows in groups of SAVE_EVERY
+    (one UPDATE and one INSERT of attempts per group), the rest at once (a failure is rare,
+    and must not be lost)."""
 
     def __init__(self, account):
-        self.account, self.retry_in = account, None
+        self.account = account
         self.counts = {"sent": 0, "retry": 0, "failed": 0, "put back": 0}
-        self._sent, self._saved_at = {}, time.monotonic()
+        self._token, self._saved_at = "", time.monotonic()
+        self._sent, self._notes, self._attempts = {}, {}, []
 
-    def sent(self, message, provider_id):
-        self._sent[message.pk] = (provider_id or "")[:255]
+    def sent(self, message, delivery):
+        self._token = message.claim_token
+        self._sent[message.pk] = (delivery.provider_id or "")[:255]
+        self._attempts.append(history.sent_attempt(message, delivery))
+        if delivery.refused:
+            self._notes[message.pk] = history.refusal_note(delivery.refused)
         self.counts["sent"] += 1
-        if len(self._sent) >= SAVE_EVERY or time.monotonic() - self._saved_at > 1:
+        if len(self._sent) >= policy.SAVE_EVERY or (
+            time.monotonic() - self._saved_at > policy.SAVE_SECONDS
+        ):
             self.save()
 
     def save(self):
         if self._sent:
-            OutboundMessage.objects.mark_sent(self._sent)
-        self._sent, self._saved_at = {}, time.monotonic()
+            with transaction.atomic():  # one commit per group
+                claim.mark_sent(self._token, self._sent, self._notes)
+                history.record_attempts(self._attempts)
+            if self.account is not None and self.account.is_external:
+                # A webhook may have beaten this save: apply what waited for these rows.
+                events.apply_pending_events(self._sent.values())
+        self._sent, self._notes, self._attempts = {}, {}, []
+        self._saved_at = time.monotonic()
 
     def fail(self, message, error):
         """A temporary error queues a retry (until MAX_ATTEMPTS); any other fails the row."""
         reason, kind = error.reason, error.kind or "permanent"
-        retry = kind == "temporary" and message.attempts < MAX_ATTEMPTS
+        retry = kind == "temporary" and message.attempts < policy.MAX_ATTEMPTS
         if retry:
-            delay = retry_delay(message.attempts)
-            due = timezone.now() + timedelta(seconds=delay)
-            change = {"status": Status.QUEUED, "next_attempt_at": due}
-            self.retry_in = delay if self.retry_in is None else min(self.retry_in, delay)
+            due = timezone.now() + timedelta(seconds=retry_delay(message.attempts))
+            # No task is pending for it now: the scheduler's tick enqueues it when due.
+            change = {"status": Status.QUEUED, "next_attempt_at": due, "enqueued_at": None,
+                      "claim_token": ""}  # fmt: skip
         else:
             change = {"status": Status.FAILED}
             if kind == "temporary":
                 reason = f"Gave up after {message.attempts} attempts. {reason}"
-        OutboundMessage.objects.finish(message, last_error=reason, error_kind=kind, **change)
+        with transaction.atomic():
+            if claim.finish(message, last_error=reason, error_kind=kind, **change):
+                history.failed_attempt(message, error).save()
         self.counts["retry" if retry else "failed"] += 1
         logger.warning("Outbox message %s %s: %s", message.pk,
                        "will be retried" if retry else "failed", reason)  # fmt: skip
@@ -153,9 +158,8 @@ class _Recorder:
 
     def put_back(self, messages):
         """Unsent rows go back to the queue as if never tried; a new task takes them."""
-        OutboundMessage.objects.put_back(messages)
+        claim.put_back(messages)
         self.counts["put back"] += len(messages)
-        self.retry_in = 0
 
     def summary(self):
         return ", ".join(f"{count} {what}" for what, count in self.counts.items() if count)

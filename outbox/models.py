@@ -1,0 +1,141 @@
+"""The outbox: every message the CRM sends, its delivery state and its history.
+
+Nothing is lost silently: each try is an Attempt row, and a Mailgun event that arrives before
+its message is recorded as sent waits as a PendingEvent.
+"""
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class OutboundMessageQuerySet(models.QuerySet):
+    def due(self, now=None):
+        """Queued rows whose backoff, if any, is over."""
+        now = now or timezone.now()
+        return self.filter(status=OutboundMessage.Status.QUEUED, next_attempt_at__lte=now)
+
+    def lease_expired(self, now=None):
+        """Rows a worker claimed but never finished: it died, or lost its database."""
+        now = now or timezone.now()
+        return self.filter(status=OutboundMessage.Status.SENDING, lease_until__lt=now)
+
+
+class OutboundMessage(models.Model):
+    """One email on its way out: queued → sending → sent | failed."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    class ErrorKind(models.TextChoices):
+        NONE = "", "—"
+        TEMPORARY = "temporary", "Temporary"
+        PERMANENT = "permanent", "Permanent"
+        CONFIGURATION = "configuration", "Configuration"
+
+    account = models.ForeignKey(
+        "smtp_accounts.SmtpAccount",
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+    )
+    account_type = models.CharField(max_length=20)
+    from_email = models.CharField(max_length=400)
+    to = models.JSONField(default=list)
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    reply_to = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=998)
+    body_text = models.TextField(blank=True)
+    body_html = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    error_kind = models.CharField(max_length=15, choices=ErrorKind.choices, blank=True)
+    # Indexed: Mailgun's bounce webhooks find the message by it.
+    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # A worker owns a `sending` row until its lease ends; after that the sweeper may retry it.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # Which claim owns a `sending` row, so a late worker cannot overwrite a newer attempt.
+    claim_token = models.CharField(max_length=32, blank=True, db_index=True)
+    # The one schedule: a queued row is not due before this time (retry backoff).
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # When a delivery task for this queued row was put on the broker; None = no task pending,
+    # so the scheduler's next tick enqueues it once it is due (services/sweep.py).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=100, unique=True, default=uuid.uuid4)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OutboundMessageQuerySet.as_manager()
+
+    class Meta:
+        # The table predates the outbox app (it began in smtp_accounts): keep its name, so
+        # moving the model moved no row (migrations/0001_initial.py).
+        db_table = "smtp_accounts_outboundmessage"
+        ordering = ("-created_at",)
+        indexes = (
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["account", "status"]),
+        )
+
+    def __str__(self):
+        return f"{self.subject!r} to {', '.join(self.to)} ({self.status})"
+
+
+class Attempt(models.Model):
+    """One entry in a message's history: a try to send it, or a later provider event."""
+
+    class Outcome(models.TextChoices):
+        SENT = "sent", "Sent"
+        TEMPORARY = "temporary", "Temporary failure"
+        PERMANENT = "permanent", "Permanent failure"
+        CONFIGURATION = "configuration", "Configuration error"
+        THROTTLED = "throttled", "Throttled"
+        SUPPRESSED = "suppressed", "Suppressed"
+        DELIVERED = "delivered", "Delivered"
+        DEFERRED = "deferred", "Deferred"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained"
+
+    message = models.ForeignKey(OutboundMessage, on_delete=models.CASCADE, related_name="history")
+    account = models.ForeignKey(
+        "smtp_accounts.SmtpAccount", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    account_name = models.CharField(max_length=100, blank=True)  # kept when the account goes
+    at = models.DateTimeField(default=timezone.now)
+    outcome = models.CharField(max_length=15, choices=Outcome.choices)
+    code = models.PositiveIntegerField(null=True, blank=True)  # SMTP or HTTP status
+    reason = models.TextField(blank=True)  # the server's reply text, or our sentence
+    # Per recipient: [{"email": …, "outcome": "accepted"|"refused", "code": int|None,
+    # "reason": str}], so one refused recipient of three is on record.
+    recipients = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ("at", "pk")
+        indexes = (models.Index(fields=["message", "at"]),)
+
+    def __str__(self):
+        return f"{self.outcome} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class PendingEvent(models.Model):
+    """A provider event that matched no sent message yet (it beat the batch's save of its
+    row); applied when a row with its provider message id is recorded as sent."""
+
+    provider_message_id = models.CharField(max_length=255, db_index=True)
+    recipient = models.CharField(max_length=400, blank=True)
+    event_type = models.CharField(max_length=20)
+    detail = models.TextField(blank=True)  # the provider's explanation (MTA reply, description)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.event_type} for {self.provider_message_id}"

@@ -1,0 +1,32 @@
+"""The delivery engine's actions, used by tasks, the backend, webhooks and commands.
+
+enqueue (write rows, enqueue their delivery) · claim · deliver · connections (kept open per
+account) · history (Attempt rows) · events (provider webhooks) · sweep (the scheduler's
+tick) · retention (prune old mail).
+"""
+
+from .claim import claim_batch, claim_message
+from .connections import close_connections
+from .deliver import deliver_claimed, deliver_message, retry_delay
+from .enqueue import enqueue_batch, enqueue_message, is_inline, message_as_email, send_email
+from .events import apply_pending_events, record_event
+from .retention import prune_messages
+from .sweep import sweep_outbox
+
+__all__ = [
+    "apply_pending_events",
+    "claim_batch",
+    "claim_message",
+    "close_connections",
+    "deliver_claimed",
+    "deliver_message",
+    "enqueue_batch",
+    "enqueue_message",
+    "is_inline",
+    "message_as_email",
+    "prune_messages",
+    "record_event",
+    "retry_delay",
+    "send_email",
+    "sweep_outbox",
+]

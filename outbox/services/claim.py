@@ -1,0 +1,87 @@
+"""Claims: conditional updates, so one worker at a time sends a row, and only the claim that
+holds a row may finish it (a late worker cannot overwrite a newer attempt)."""
+
+import uuid
+
+from django.db import connection, transaction
+from django.db.models import Case, F, Value, When
+from django.utils import timezone
+
+from .. import policy
+from ..models import OutboundMessage
+
+Status = OutboundMessage.Status
+
+
+def claim_message(message_id):
+    """Claim one due row (queued -> sending, leased). Returns it with its account, or None
+    when it is not queued and due (sent, being sent, failed, or waiting for its retry)."""
+    token = uuid.uuid4().hex
+    due = OutboundMessage.objects.due().filter(pk=message_id)
+    if not due.update(**_claim_fields(token)):
+        return None
+    return OutboundMessage.objects.select_related("account").get(pk=message_id)
+
+
+def claim_batch(account_id):
+    """Claim up to BATCH_SIZE due rows of one account, oldest first. Returns them (maybe [])."""
+    token = uuid.uuid4().hex
+    due = OutboundMessage.objects.due().filter(account_id=account_id).order_by("pk")
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            # PostgreSQL: lock the rows first, so concurrent claimers take different ones.
+            # (As a subquery of the UPDATE, a LIMIT'ed SKIP LOCKED select may run more than
+            # once and claim more than BATCH_SIZE rows.)
+            locked = due.select_for_update(skip_locked=True)
+            ids = list(locked.values_list("pk", flat=True)[: policy.BATCH_SIZE])
+        else:
+            ids = due.values("pk")[: policy.BATCH_SIZE]  # SQLite: one statement, one writer
+        OutboundMessage.objects.filter(pk__in=ids, status=Status.QUEUED).update(
+            **_claim_fields(token)
+        )
+    claimed = OutboundMessage.objects.select_related("account").filter(claim_token=token)
+    return list(claimed.order_by("pk"))
+
+
+def mark_sent(token, provider_ids, errors=None):
+    """Record rows of the claim `token` as sent. `provider_ids` maps row id -> provider
+    message id, `errors` row id -> a note for last_error (a refused recipient). Returns the
+    number recorded; rows another claim took meanwhile are left alone."""
+    now, errors = timezone.now(), errors or {}
+    provider_id = Case(*(When(pk=pk, then=Value(value)) for pk, value in provider_ids.items()))
+    last_error = Case(*(When(pk=pk, then=Value(text)) for pk, text in errors.items()),
+                      default=Value(""))  # fmt: skip
+    return OutboundMessage.objects.filter(pk__in=provider_ids, claim_token=token).update(
+        status=Status.SENT, sent_at=now, updated_at=now, lease_until=None, error_kind="",
+        provider_message_id=provider_id, last_error=last_error if errors else "",
+    )  # fmt: skip
+
+
+def finish(message, **fields):
+    """End a claim with `fields` (status, error …), unless another claim took the row.
+    Returns 1 when recorded, 0 when the claim no longer holds the row."""
+    held = OutboundMessage.objects.filter(pk=message.pk, claim_token=message.claim_token)
+    return held.update(lease_until=None, updated_at=timezone.now(), **fields)
+
+
+def put_back(messages):
+    """Return claimed, untried rows to the queue, as if never claimed (a task is enqueued
+    for them at once, so they are marked enqueued)."""
+    now = timezone.now()
+    return OutboundMessage.objects.filter(
+        pk__in=[message.pk for message in messages], claim_token=messages[0].claim_token
+    ).update(
+        status=Status.QUEUED, lease_until=None, attempts=F("attempts") - 1, claim_token="",
+        next_attempt_at=now, enqueued_at=now,
+    )  # fmt: skip
+
+
+def _claim_fields(token):
+    now = timezone.now()
+    return {
+        "status": Status.SENDING,
+        "claim_token": token,
+        "lease_until": now + policy.LEASE,
+        "attempts": F("attempts") + 1,
+        "updated_at": now,
+    }
