@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('smtp_accounts', '0002_index_provider_message_id'),
+        ('smtp_accounts', '0003_move_outbox_to_its_own_app'),
     ]
 
     operations = [
