@@ -35,12 +35,13 @@ from ..models import Attempt, OutboundMessage
 KEY = "smtp-accounts:limits:{pk}"  # the log; KEY + ":seeded" holds the longest window seeded
 
 # KEYS: log, marker. ARGV: now_ms, wanted, member prefix, then (window_ms, max) pairs.
-# Returns {granted, opens_ms}; {-1, 0} when the log must be seeded from the database first.
+# Returns {granted, opens_ms, window_ms of that opening} (opens 0: there is room left);
+# {-1, 0, 0} when the log must be seeded from the database first.
 RESERVE_SCRIPT = """
 local now, wanted, longest = tonumber(ARGV[1]), tonumber(ARGV[2]), 0
 for i = 4, #ARGV, 2 do longest = math.max(longest, tonumber(ARGV[i])) end
 local seeded = tonumber(redis.call('GET', KEYS[2]) or '-1')
-if seeded < longest then return {-1, 0} end
+if seeded < longest then return {-1, 0, 0} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - longest)
 local granted = wanted
 for i = 4, #ARGV, 2 do
@@ -48,7 +49,7 @@ for i = 4, #ARGV, 2 do
   granted = math.max(0, math.min(granted, tonumber(ARGV[i + 1]) - used))
 end
 for n = 1, granted do redis.call('ZADD', KEYS[1], now, ARGV[3] .. n) end
-local opens = 0
+local opens, opens_window = 0, 0
 for i = 4, #ARGV, 2 do
   local window, max = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   local from = '(' .. (now - window)
@@ -56,12 +57,14 @@ for i = 4, #ARGV, 2 do
   if used >= max then
     local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], from, '+inf', 'WITHSCORES',
                               'LIMIT', used - max, 1)
-    opens = math.max(opens, tonumber(oldest[2]) + window)
+    if tonumber(oldest[2]) + window > opens then
+      opens, opens_window = tonumber(oldest[2]) + window, window
+    end
   end
 end
 redis.call('PEXPIRE', KEYS[1], longest)
 redis.call('PEXPIRE', KEYS[2], longest)
-return {granted, opens}
+return {granted, opens, opens_window}
 """
 
 # KEYS: log, marker. ARGV: longest window ms, now ms, then one timestamp (ms) per message
@@ -84,7 +87,14 @@ return 1
 @dataclass(frozen=True)
 class Reservation:
     granted: int  # how many messages may be handed to the server now
-    opens_at: datetime | None  # when one more may go, if the account is now at a limit
+    opens_at: datetime | None = None  # when one more may go, if the account is now at a limit
+    window: float | None = None  # the limit's window (seconds, scaled) that opens then
+
+    @property
+    def limit_name(self):
+        """"per-minute", "hourly" or "daily": the limit the account is at."""
+        unscaled = round(self.window / settings.SMTP_ACCOUNTS_LIMIT_WINDOW_SCALE)
+        return {60: "per-minute", 3600: "hourly", 86400: "daily"}.get(unscaled, "sending")
 
     def __bool__(self):
         return self.granted > 0
@@ -96,16 +106,19 @@ def windows(account):
     return {seconds * scale: limit for seconds, limit in account.limits.items()}
 
 
-def reserve(account, n):
+def reserve(account, n, *, claimed=()):
     """Take up to `n` sends of `account` under its limits. Returns a Reservation: `granted`
-    (0..n) and, when the account is now at a limit, `opens_at` (when one more may go).
+    (0..n) and, when the account is now at a limit, `opens_at` (when one more may go) and
+    which `window`. `reserve(account, 0)` only asks: `opens_at` is None while there is room.
+    Without a broker the rows claimed and being sent are the reservations: pass `claimed`,
+    the ids of rows already claimed for this one, so they are not counted twice.
     Raises redis.RedisError when a configured Redis cannot be reached."""
     limits = windows(account)
-    if not limits or n <= 0:
-        return Reservation(max(n, 0), None)
+    if not limits:
+        return Reservation(max(n, 0))
     if settings.SMTP_ACCOUNTS_LIMITS_REDIS_URL:
         return _reserve_in_redis(account, n, limits)
-    return _reserve_in_database(account, n, limits)
+    return _reserve_in_database(account, n, limits, claimed)
 
 
 # --- Redis ---------------------------------------------------------------------------------
@@ -131,11 +144,12 @@ def _reserve_in_redis(account, n, limits):
     pairs = [value for window, limit in limits.items() for value in (_ms(window), limit)]
     for _ in range(2):
         now = _ms(time.time())
-        granted, opens = _redis().eval(
-            RESERVE_SCRIPT, 2, *keys, now, n, uuid.uuid4().hex[:12] + ":", *pairs
+        granted, opens, window = _redis().eval(
+            RESERVE_SCRIPT, 2, *keys, now, max(n, 0), uuid.uuid4().hex[:12] + ":", *pairs
         )
         if granted >= 0:
-            return Reservation(granted, _moment(opens) if opens else None)
+            return Reservation(granted, _moment(opens), window / 1000) if opens else (
+                Reservation(granted))
         _seed(account.pk, keys, max(limits))
     raise redis.RedisError("the sending-limit log could not be seeded")
 
@@ -151,15 +165,15 @@ def _seed(account_pk, keys, longest):
 # --- Database (no broker) ------------------------------------------------------------------
 
 
-def _reserve_in_database(account, n, limits):
+def _reserve_in_database(account, n, limits, claimed=()):
     """The history is the log. The account row's lock orders concurrent reservers; the rows
     a reserver claims are `sending` (counted as in flight) before the lock is released."""
     with transaction.atomic():
         SmtpAccount.objects.select_for_update().filter(pk=account.pk).first()
         now = timezone.now()
         since = now - timedelta(seconds=max(limits))
-        stamps = sorted([*_sent_times(account.pk, since), *_in_flight(account.pk, now)])
-        return grant_from_log(stamps, now, n, limits)
+        stamps = [*_sent_times(account.pk, since), *_in_flight(account.pk, now, claimed)]
+        return grant_from_log(sorted(stamps), now, max(n, 0), limits)
 
 
 def grant_from_log(stamps, now, n, limits):
@@ -170,13 +184,14 @@ def grant_from_log(stamps, now, n, limits):
         used = sum(1 for s in stamps if s > now - timedelta(seconds=window))
         granted = max(0, min(granted, limit - used))
     stamps = stamps + [now] * granted
-    opens = None
+    opens = Reservation(granted)
     for window, limit in limits.items():
         inside = [s for s in stamps if s > now - timedelta(seconds=window)]
-        if len(inside) >= limit:
-            moment = inside[len(inside) - limit] + timedelta(seconds=window)
-            opens = max(opens, moment) if opens else moment
-    return Reservation(granted, opens)
+        moment = inside[len(inside) - limit] + timedelta(seconds=window) if (
+            len(inside) >= limit) else None
+        if moment and (opens.opens_at is None or moment > opens.opens_at):
+            opens = Reservation(granted, moment, window)
+    return opens
 
 
 def _sent_times(account_pk, since):
@@ -188,11 +203,12 @@ def _sent_times(account_pk, since):
     return [*attempts, *tests.values_list("sent_at", flat=True)]
 
 
-def _in_flight(account_pk, now):
-    """Rows claimed and not finished yet: about to be handed to the server, so counted now."""
+def _in_flight(account_pk, now, claimed=()):
+    """Rows claimed and not finished yet (but `claimed`, the ones being reserved for): about
+    to be handed to the server, so counted now."""
     sending = OutboundMessage.objects.filter(
         account_id=account_pk, status=OutboundMessage.Status.SENDING, lease_until__gt=now
-    )
+    ).exclude(pk__in=list(claimed))
     return [now] * sending.count()
 
 

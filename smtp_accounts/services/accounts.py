@@ -1,7 +1,7 @@
 """Saving, finding and describing accounts."""
 
 from django.db import transaction
-from django.db.models import Min
+from django.utils import timezone
 
 from ..models import AccountType, SmtpAccount, TestEmail
 
@@ -12,7 +12,10 @@ __all__ = [
     "delete_account",
     "find_account",
     "lock_account",
+    "pause_account",
     "ready_account",
+    "resume_account",
+    "route",
     "save_account",
     "sending_account_ids",
 ]
@@ -39,7 +42,7 @@ class NoReadyAccount(LookupError):
 
 
 def ready_account(account_type):
-    """The account that sends mail of `account_type`: the oldest active and verified one.
+    """The account that sends mail of `account_type`: the first of its route.
 
     Raises ValueError for an unknown type, NoReadyAccount when no account of it is ready.
     """
@@ -47,16 +50,40 @@ def ready_account(account_type):
         raise ValueError(
             f"Unknown account type {account_type!r}; use one of {', '.join(AccountType.values)}."
         )
-    account = _ready_accounts().filter(account_type=account_type).order_by("pk").first()
+    account = route(account_type).first()
     if account is None:
         raise NoReadyAccount(account_type)
     return account
 
 
+def route(account_type):
+    """The ready accounts of `account_type` in the order they take mail: lowest Priority
+    first, then the oldest (DESIGN.md, Routing). Paused ones are in it too."""
+    ready = _ready_accounts().filter(account_type=account_type)
+    return ready.order_by("priority", "created_at", "pk")
+
+
 def sending_account_ids():
-    """Ids of the accounts that send each type's mail now: the one ready_account picks."""
-    first = _ready_accounts().values("account_type").annotate(first=Min("pk"))
-    return set(first.values_list("first", flat=True))
+    """Ids of the accounts that send each type's mail now: the first of each route that is
+    not paused."""
+    now, first = timezone.now(), {}
+    for account in _ready_accounts().order_by("priority", "created_at", "pk"):
+        if not (account.paused_until and account.paused_until > now):
+            first.setdefault(account.account_type, account.pk)
+    return set(first.values())
+
+
+def pause_account(account, until, reason):
+    """Pause `account` until `until` (it sends nothing before), saying why. The one place a
+    pause is written: an audit entry belongs here."""
+    account.paused_until, account.pause_reason = until, reason
+    SmtpAccount.objects.filter(pk=account.pk).update(paused_until=until, pause_reason=reason)
+
+
+def resume_account(account):
+    """End `account`'s pause now. The one place a pause is lifted."""
+    account.paused_until, account.pause_reason = None, ""
+    SmtpAccount.objects.filter(pk=account.pk).update(paused_until=None, pause_reason="")
 
 
 def _ready_accounts():
