@@ -1,9 +1,13 @@
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from smtp_accounts.models import SmtpAccount
+from smtp_accounts.services import pause_account, resume_account
 
 LIST = reverse("smtp_accounts:list")
 CREATE = reverse("smtp_accounts:create")
@@ -301,3 +305,14 @@ def test_an_international_mailgun_domain_accepts_its_own_addresses(admin_client)
     assert admin_client.post(CREATE, data).status_code == 302
     assert SmtpAccount.objects.get().domain == "xn--r8jz45g.jp"
 
+
+
+def test_a_paused_account_says_until_when_and_why(admin_client, make_account):
+    account = make_account(name="Gmail Support", verified_at=timezone.now())
+    until = timezone.now() + timedelta(minutes=30)
+    pause_account(account, until, "The server throttled it: 421 4.7.0 Try again later")
+    page = admin_client.get(LIST).content.decode()
+    assert f"Paused until {timezone.localtime(until):%H:%M}" in page
+    assert "421 4.7.0 Try again later" in page
+    resume_account(account)
+    assert "Paused until" not in admin_client.get(LIST).content.decode()
