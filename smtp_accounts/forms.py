@@ -79,6 +79,10 @@ class SmtpAccountForm(forms.ModelForm):
         self.fields["security"].required = False
         self.order_fields(["provider", "name", "account_type", "preset", *self.Meta.fields])
         self.fields["priority"].required = False  # blank or left out: keeps the current one
+        for name in ROUTING_FIELDS[1:]:
+            self.fields[name].error_messages["min_value"] = (
+                "Enter 1 or more, or leave it blank for no limit."
+            )
         known = {preset[1]: key for key, preset in PRESETS.items()}
         self.initial.setdefault("preset", known.get(self.instance.host, ""))
         if self.instance.pk and self.instance.has_password:

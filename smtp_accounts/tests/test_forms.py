@@ -50,6 +50,8 @@ def test_a_bad_number_is_an_error_beside_the_field(admin_client, field, value):
     response = admin_client.post(CREATE, {**INTERNAL, field: value})
     assert response.status_code == 200
     assert field in response.context["form"].errors
+    if value == "0":
+        assert "Enter 1 or more, or leave it blank for no limit." in response.content.decode()
     assert not SmtpAccount.objects.exists()
     assert "app-password-1" not in response.content.decode()
 
