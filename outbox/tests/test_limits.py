@@ -8,9 +8,11 @@ import redis
 from django.db import transaction
 from django.utils import timezone
 
+from outbox import services
 from outbox.models import Attempt, OutboundMessage
 from outbox.services import limits
 from smtp_accounts.models import TestEmail
+from smtp_accounts.tests.fixtures.worker import wait_until
 
 REDIS_URL = "redis://127.0.0.1:6379/4"
 
@@ -152,3 +154,35 @@ def test_sends_older_than_the_window_no_longer_count():
     grant = limits.grant_from_log(log, now, 5, {60: 2})
     assert grant.granted == 1
     assert grant.opens_at == now + timedelta(seconds=1)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_two_worker_processes_send_exactly_the_limit_per_window(
+        settings, smtp_server, smtp_account_for, celery_broker, start_celery_worker):
+    # A minute shrunk to 12 s, so the test need not wait a real one for the window to open.
+    settings.SMTP_ACCOUNTS_LIMIT_WINDOW_SCALE = 0.2
+    settings.SMTP_ACCOUNTS_LIMITS_REDIS_URL = celery_broker.url  # as the workers count
+    account = smtp_account_for(smtp_server, max_per_minute=5, verified_at=timezone.now())
+    for _ in range(2):
+        start_celery_worker(concurrency=1)
+    with transaction.atomic():
+        for n in range(12):
+            services.send_email(account_type="system", to=[f"r{n}@example.com"],
+                                subject="News", body="Hello")
+    Status = OutboundMessage.Status
+    waiting = OutboundMessage.objects.filter(status=Status.QUEUED, enqueued_at__isnull=True)
+    wait_until(lambda: waiting.count() == 7, message="7 messages held back by the limit")
+    assert len(smtp_server.messages) == 5  # not 10: the two workers share one count
+    held = waiting.first()
+    assert f"“{account.name}” is at its per-minute limit until" in held.last_error
+    assert held.attempts == 0
+
+    # The window slides open; the scheduler's ticks hand out the next 5, still not more.
+    def next_five():
+        services.sweep_outbox()  # beat's tick
+        return len(smtp_server.messages) == 10 and waiting.count() == 2
+
+    wait_until(next_five, message="the next window's 5")
+    assert len(smtp_server.messages) == 10
+    assert not OutboundMessage.objects.filter(status=Status.FAILED).exists()
