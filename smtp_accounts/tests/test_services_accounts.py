@@ -28,6 +28,7 @@ def test_account_as_dict_has_the_contract_keys_and_no_secret(make_account):
     assert list(data) == [
         "id", "name", "account_type", "provider", "domain", "email", "from_name", "host",
         "port", "username", "security", "is_active", "verified_at", "updated_at",
+        "priority", "max_per_minute", "max_per_hour", "max_per_day", "paused_until",
     ]
     assert "s3cret-value" not in str(data) and "password" not in str(data)
 
