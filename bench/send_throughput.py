@@ -1,7 +1,10 @@
 """Outbox throughput, end to end: messages/s through a real Celery worker and Redis.
 
-    .venv/bin/python bench/send_throughput.py [--messages 2000] [--rounds 5]
+    .venv/bin/python bench/send_throughput.py [--messages 2000] [--rounds 5] [--ways batch]
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/crm_bench .venv/bin/python bench/...
+
+`--tree DIR` runs the same measurement against another checkout of the project (e.g. the
+commit before the outbox app, for bench/compare_batch.py); `--json` prints the figures only.
 
 Runs postfix's smtp-sink (aiosmtpd's Sink if smtp-sink is absent) on 127.0.0.1, Redis db 7
 of the Redis on 127.0.0.1:6379, and `celery -A crm worker` with 2 prefork processes, on a
@@ -18,6 +21,7 @@ the result is the median of the per-round ratios to the naive way.
 """
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -31,19 +35,43 @@ from pathlib import Path
 
 from celery import shared_task
 
-BASE_DIR = Path(__file__).resolve().parents[1]
+BASE_DIR = Path(__file__).resolve().parents[1]  # --tree replaces it
 BROKER_URL = "redis://127.0.0.1:6379/7"
 LOCK_KEY = "crm-tests:session"  # the test suite's worker fixture takes dbs 5-7 the same way
 WAYS = ("naive", "kept", "batch")
+HERE = Path(__file__).resolve().parent
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
 
 
 @shared_task(name="bench.deliver_naive")
 def deliver_naive(message_id):
     """A task per message that connects for that message alone: the way to beat."""
-    from smtp_accounts import services
+    outbox_services().deliver_message(message_id, reuse_connection=False)
 
-    services.deliver_message(message_id, reuse_connection=False)
+
+def outbox_services():
+    """The delivery services of the tree under test (the outbox app, or before it)."""
+    try:
+        from outbox import services
+    except ImportError:  # a tree from before the outbox app
+        from smtp_accounts import services
+    return services
+
+
+def outbox_tasks():
+    try:
+        from outbox import tasks
+    except ImportError:
+        from smtp_accounts import tasks
+    return tasks
+
+
+def outbound_message():
+    try:
+        from outbox.models import OutboundMessage
+    except ImportError:
+        from smtp_accounts.models import OutboundMessage
+    return OutboundMessage
 
 
 def free_port():
@@ -80,7 +108,7 @@ def start_worker(workdir):
                "--include", "bench.send_throughput", "--concurrency", "2", "--loglevel",
                "WARNING", "--without-mingle", "--without-gossip", "--hostname",
                f"bench-{uuid.uuid4().hex[:6]}@%h"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(BASE_DIR)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BASE_DIR), str(HERE.parent)])}
     process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=log)
     from crm.celery import app
 
@@ -98,7 +126,7 @@ def wait_for(condition, what, timeout=30):
 
 def queue_rows(account, count, account_type):
     """`count` queued rows of a realistic size, written straight to the outbox table."""
-    from smtp_accounts.models import OutboundMessage
+    OutboundMessage = outbound_message()
 
     OutboundMessage.objects.all().delete()
     body = "Dear reader,\n\n" + "Our news of the month, in a few lines of text.\n" * 25
@@ -112,8 +140,7 @@ def queue_rows(account, count, account_type):
 
 def run(way, account, count):
     """Messages per second, from the first enqueue to the last row marked sent."""
-    from smtp_accounts import tasks
-    from smtp_accounts.models import OutboundMessage
+    tasks, OutboundMessage = outbox_tasks(), outbound_message()
 
     ids = queue_rows(account, count, "campaigns" if way == "batch" else "system")
     start = time.perf_counter()
@@ -169,7 +196,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--ways", nargs="+", choices=WAYS, default=list(WAYS))
+    parser.add_argument("--tree", type=Path, help="another checkout of the project to measure")
+    parser.add_argument("--json", action="store_true", help="print {way: [msg/s per round]}")
     options = parser.parse_args()
+    if options.tree:
+        global BASE_DIR
+        BASE_DIR = options.tree.resolve()
     workdir = Path(tempfile.mkdtemp(prefix="bench-send-"))
     setup(workdir)
     redis_client = take_redis_db()
@@ -177,7 +210,11 @@ def main():
     sink, sink_name = start_sink(port)
     worker = start_worker(workdir)
     try:
-        report(measure(port, options), options, sink_name)
+        results = measure(port, options)
+        if options.json:
+            print(json.dumps(results))
+        else:
+            report(results, options, sink_name)
     finally:
         worker.terminate()
         worker.wait(30)
@@ -191,6 +228,7 @@ def measure(port, options):
 
     from smtp_accounts.models import SmtpAccount
 
+    outbound_message().objects.all().delete()
     SmtpAccount.objects.filter(name="Bench sink").delete()
     account = SmtpAccount.objects.create(
         name="Bench sink", account_type="campaigns", host="127.0.0.1", port=port,
@@ -198,21 +236,24 @@ def measure(port, options):
     )  # fmt: skip
     run("kept", account, 200)  # warm-up: worker processes, connections, caches
     results = {way: [] for way in WAYS}
+    ways = [way for way in WAYS if way in options.ways]
+    results = {way: [] for way in ways}
     for number in range(options.rounds):
-        order = WAYS[number % 3 :] + WAYS[: number % 3]
+        order = ways[number % len(ways) :] + ways[: number % len(ways)]
         for way in order:
             results[way].append(run(way, account, options.messages))
-        figures = "   ".join(f"{way} {results[way][-1]:7.0f} msg/s" for way in WAYS)
-        print(f"round {number + 1}: {figures}", flush=True)
+        figures = "   ".join(f"{way} {results[way][-1]:7.0f} msg/s" for way in ways)
+        if not options.json:
+            print(f"round {number + 1}: {figures}", flush=True)
     return results
 
 
 def report(results, options, sink_name):
     print(f"\n{options.messages} messages per way and round, {options.rounds} rounds, "
           f"2 prefork worker processes, Redis, {sink_name}.")  # fmt: skip
-    for way in WAYS:
+    for way in results:
         print(f"{way:6} median {statistics.median(results[way]):7.0f} msg/s")
-    for way in ("kept", "batch"):
+    for way in [way for way in ("kept", "batch") if way in results and "naive" in results]:
         ratios = [mine / naive for mine, naive in zip(results[way], results["naive"], strict=True)]
         print(f"{way} / naive: median ratio {statistics.median(ratios):.1f}x "
               f"(rounds: {', '.join(f'{r:.1f}' for r in ratios)})")  # fmt: skip

@@ -98,7 +98,7 @@ def test_system_mail_goes_out_while_every_campaign_process_is_busy(
 def test_django_send_mail_is_delivered_by_a_worker(
     settings, smtp_server, smtp_account_for, celery_worker_process
 ):
-    settings.EMAIL_BACKEND = "smtp_accounts.backends.EmailBackend"
+    settings.EMAIL_BACKEND = "outbox.backends.EmailBackend"
     smtp_account_for(smtp_server, verified_at=timezone.now(), from_name="Acme CRM")
 
     assert mail.send_mail("Password reset", "Follow the link", None, ["ann@example.com"]) == 1
@@ -201,12 +201,14 @@ def test_a_killed_worker_loses_nothing_and_resends_at_most_what_was_in_flight(
     in_flight = {message_id[pk] for pk in sending.values_list("pk", flat=True)}
     assert 0 < len(in_flight) <= 2 * policy.BATCH_SIZE  # the batches its two processes held
 
-    celery_worker_process.start()
-    # Their lease runs out (five minutes; here at once) and the sweeper (celery beat) runs.
+    # Their lease runs out (five minutes; here at once) and the scheduler's tick (celery
+    # beat) runs. Before the worker is back: expiring the lease of rows the restarted worker
+    # has just claimed would make the test itself hand them out twice.
     OutboundMessage.objects.filter(status=Status.SENDING).update(
         lease_until=timezone.now() - timedelta(seconds=1)
     )
     tasks.sweep_outbox.delay()
+    celery_worker_process.start()
 
     wait_until(all_sent(len(rows)), timeout=60, message="every message to be sent")
     received = Counter(slow_sink.received)
