@@ -83,10 +83,17 @@ def _send_each(connection, messages, recorder):
     """Send `messages` in order, recording each outcome. Stops early when the rest cannot go
     (the account is misconfigured, the server unreachable) or the time budget is spent."""
     deadline = time.monotonic() + policy.BATCH_TIME_BUDGET
+    account = messages[0].account
+    reserved = len(messages) if not account.limits else 0  # sends taken under the limits
     for position, message in enumerate(messages):
         if time.monotonic() > deadline:
             recorder.put_back(messages[position:])
             return
+        if position == reserved:
+            reserved += routing.take(account, messages[position:])
+            if position == reserved:  # at a limit: the rest went on or wait
+                recorder.counts["handed over"] += len(messages) - position
+                return
         try:
             recorder.sent(message, connection.send(message_as_email(message)))
         except (CannotOpen, ConfigurationError, Throttled) as err:

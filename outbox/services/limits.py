@@ -127,10 +127,13 @@ _clients = {}
 
 
 def _redis():
-    """One connection pool per process and URL, made on first use."""
+    """(client, reserve script, seed script) per process and URL, made on first use. The
+    scripts go by their SHA (EVALSHA), not their text, on every call but the first."""
     url = settings.SMTP_ACCOUNTS_LIMITS_REDIS_URL
     if url not in _clients:
-        _clients[url] = redis.Redis.from_url(url)
+        client = redis.Redis.from_url(url)
+        scripts = (client.register_script(RESERVE_SCRIPT), client.register_script(SEED_SCRIPT))
+        _clients[url] = (client, *scripts)
     return _clients[url]
 
 
@@ -144,8 +147,8 @@ def _reserve_in_redis(account, n, limits):
     pairs = [value for window, limit in limits.items() for value in (_ms(window), limit)]
     for _ in range(2):
         now = _ms(time.time())
-        granted, opens, window = _redis().eval(
-            RESERVE_SCRIPT, 2, *keys, now, max(n, 0), uuid.uuid4().hex[:12] + ":", *pairs
+        granted, opens, window = _redis()[1](
+            keys=keys, args=[now, max(n, 0), uuid.uuid4().hex[:12] + ":", *pairs]
         )
         if granted >= 0:
             return Reservation(granted, _moment(opens), window / 1000) if opens else (
@@ -159,7 +162,7 @@ def _seed(account_pk, keys, longest):
     longer window was set since: the log keeps only the longest window it was asked for)."""
     since = timezone.now() - timedelta(seconds=longest)
     stamps = [_ms(moment.timestamp()) for moment in _sent_times(account_pk, since)]
-    _redis().eval(SEED_SCRIPT, 2, *keys, _ms(longest), _ms(time.time()), *stamps)
+    _redis()[2](keys=keys, args=[_ms(longest), _ms(time.time()), *stamps])
 
 
 # --- Database (no broker) ------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Routing (DESIGN.md, Routing, limits and failover): which account hands a message over.
 
 A row is bound to an account when it is queued, but it only stays with it while that account
-can take it. Before a claimed batch is sent, `admit` keeps the rows the account may send now
-(not paused, under its limits) and hands the others over: to the next account of the route
+can take it. A claimed batch is sent only while its account is not paused and each message,
+just before it goes, fits under the account's limits (`admit`, `take`); the others are
+handed over: to the next account of the route
 that has room, at once, or, when none has, back to the queue due when the first window opens
 or pause ends, with last_error saying which account and until when. A throttling reply pauses
 the account (Retry-After, else 1 minute doubling to 1 hour). Rows handed over do not count
@@ -27,18 +28,34 @@ Status = OutboundMessage.Status
 
 
 def admit(account, messages):
-    """The first of the claimed `messages` that `account` may send now; the rest are handed
-    over (see hand_over). Returns a list, maybe empty."""
+    """The claimed `messages` that `account` may start on now: all of them, unless it is
+    paused or at a limit, when they are all handed over (see hand_over) and [] comes back.
+    Each message is then reserved as it is handed to the server (take)."""
     if account.is_paused:
         hand_over(messages, account, _paused_note(account))
         return []
-    reservation = limits.reserve(account, len(messages), claimed=[m.pk for m in messages])
-    admitted, rest = messages[: reservation.granted], messages[reservation.granted:]
-    if rest:
-        until = timezone.localtime(reservation.opens_at).strftime("%H:%M")
-        hand_over(rest, account, f"“{account.name}” is at its {reservation.limit_name} limit "
-                                 f"until {until}.")  # fmt: skip
-    return admitted
+    at_limit = limits.reserve(account, 0, claimed=[m.pk for m in messages])
+    if at_limit.opens_at:
+        hand_over(messages, account, _limit_note(account, at_limit))
+        return []
+    return messages
+
+
+def take(account, rest):
+    """Reserve sends of `account` for the next few (up to LIMIT_CHUNK) of the claimed,
+    unsent `rest`, just before they are handed to the server, so a limit holds at the
+    server and not only at the claim. Returns how many may go now; 0 after handing `rest`
+    over."""
+    wanted = min(len(rest), policy.LIMIT_CHUNK)
+    reservation = limits.reserve(account, wanted, claimed=[m.pk for m in rest])
+    if not reservation.granted:
+        hand_over(rest, account, _limit_note(account, reservation))
+    return reservation.granted
+
+
+def _limit_note(account, reservation):
+    return (f"“{account.name}” is at its {reservation.limit_name} limit until "
+            f"{_hhmm(reservation.opens_at)}.")  # fmt: skip
 
 
 def pause_for_throttling(account, error):
@@ -77,14 +94,14 @@ def hand_over(messages, account, note):
 def move(messages, taker, note):
     """Bind claimed, unsent `messages` to the account `taker` and enqueue them there now;
     `note` (why the previous account could not) stays in last_error until they go."""
-    _requeue(messages).update(account=taker, next_attempt_at=timezone.now(), last_error=note)
+    _requeue(messages, account=taker, next_attempt_at=timezone.now(), last_error=note)
     enqueue_jobs([(m.pk, taker.pk, m.account_type) for m in messages])
 
 
 def wait(messages, account, note):
     """Queue claimed, unsent `messages` again, due when the first account of the route may
     send; `note` says which account and until when."""
-    _requeue(messages).update(next_attempt_at=_first_opening(account), last_error=note)
+    _requeue(messages, next_attempt_at=_first_opening(account), last_error=note)
 
 
 def successor(account):
@@ -95,15 +112,15 @@ def successor(account):
     return None
 
 
-def _requeue(messages):
-    """The claimed rows, queued again without counting the claim as an attempt; no task is
-    pending for them (the scheduler's tick, or the caller, enqueues them)."""
-    rows = OutboundMessage.objects.filter(
+def _requeue(messages, **fields):
+    """Queue the claimed rows again with `fields` (their due time …), not counting the claim
+    as an attempt; no task is pending for them (the scheduler's tick, or the caller, enqueues
+    them). One UPDATE: the tick must never see a row queued and due before `fields` apply,
+    or it enqueues a task that finds the row not due and leaves it marked enqueued."""
+    OutboundMessage.objects.filter(
         pk__in=[m.pk for m in messages], claim_token=messages[0].claim_token
-    )
-    rows.update(status=Status.QUEUED, lease_until=None, claim_token="", enqueued_at=None,
-                attempts=F("attempts") - 1)  # fmt: skip
-    return OutboundMessage.objects.filter(pk__in=[m.pk for m in messages], status=Status.QUEUED)
+    ).update(status=Status.QUEUED, lease_until=None, claim_token="", enqueued_at=None,
+             attempts=F("attempts") - 1, **fields)  # fmt: skip
 
 
 def record_throttled(message, error):
