@@ -33,24 +33,29 @@ from smtp_accounts.models import SmtpAccount, TestEmail
 from ..models import Attempt, OutboundMessage
 
 KEY = "smtp-accounts:limits:{pk}"  # the log; KEY + ":seeded" holds the longest window seeded
+# The log and its marker outlive the longest window by this much (seconds) after the last
+# reservation: a rebuild from the history misses sends not recorded yet (saved in groups,
+# see policy.SAVE_SECONDS), so it must happen only when Redis lost the log, not when an
+# account was idle for one window.
+KEEP_AFTER_WINDOW = 600
 
-# KEYS: log, marker. ARGV: now_ms, wanted, member prefix, then (window_ms, max) pairs.
+# KEYS: log, marker. ARGV: now_ms, wanted, member prefix, ttl_ms, then (window_ms, max) pairs.
 # Returns {granted, opens_ms, window_ms of that opening} (opens 0: there is room left);
 # {-1, 0, 0} when the log must be seeded from the database first.
 RESERVE_SCRIPT = """
 local now, wanted, longest = tonumber(ARGV[1]), tonumber(ARGV[2]), 0
-for i = 4, #ARGV, 2 do longest = math.max(longest, tonumber(ARGV[i])) end
+for i = 5, #ARGV, 2 do longest = math.max(longest, tonumber(ARGV[i])) end
 local seeded = tonumber(redis.call('GET', KEYS[2]) or '-1')
 if seeded < longest then return {-1, 0, 0} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - longest)
 local granted = wanted
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local used = redis.call('ZCOUNT', KEYS[1], '(' .. (now - tonumber(ARGV[i])), '+inf')
   granted = math.max(0, math.min(granted, tonumber(ARGV[i + 1]) - used))
 end
 for n = 1, granted do redis.call('ZADD', KEYS[1], now, ARGV[3] .. n) end
 local opens, opens_window = 0, 0
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local window, max = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   local from = '(' .. (now - window)
   local used = redis.call('ZCOUNT', KEYS[1], from, '+inf')
@@ -62,12 +67,12 @@ for i = 4, #ARGV, 2 do
     end
   end
 end
-redis.call('PEXPIRE', KEYS[1], longest)
-redis.call('PEXPIRE', KEYS[2], longest)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return {granted, opens, opens_window}
 """
 
-# KEYS: log, marker. ARGV: longest window ms, now ms, then one timestamp (ms) per message
+# KEYS: log, marker. ARGV: longest window ms, now ms, ttl ms, then one timestamp (ms) per message
 # sent. An empty Redis takes the whole history. A log kept for a shorter window is
 # authoritative inside it (it holds reservations not yet recorded as sent): only older
 # history is added to it.
@@ -75,11 +80,11 @@ SEED_SCRIPT = """
 local seeded = tonumber(redis.call('GET', KEYS[2]) or '0')
 if seeded == 0 then redis.call('DEL', KEYS[1]) end
 local before = tonumber(ARGV[2]) - seeded
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   if tonumber(ARGV[i]) <= before then redis.call('ZADD', KEYS[1], ARGV[i], 'db:' .. i) end
 end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
@@ -148,7 +153,7 @@ def _reserve_in_redis(account, n, limits):
     for _ in range(2):
         now = _ms(time.time())
         granted, opens, window = _redis()[1](
-            keys=keys, args=[now, max(n, 0), uuid.uuid4().hex[:12] + ":", *pairs]
+            keys=keys, args=[now, max(n, 0), uuid.uuid4().hex[:12] + ":", _ttl(limits), *pairs]
         )
         if granted >= 0:
             return Reservation(granted, _moment(opens), window / 1000) if opens else (
@@ -162,7 +167,7 @@ def _seed(account_pk, keys, longest):
     longer window was set since: the log keeps only the longest window it was asked for)."""
     since = timezone.now() - timedelta(seconds=longest)
     stamps = [_ms(moment.timestamp()) for moment in _sent_times(account_pk, since)]
-    _redis()[2](keys=keys, args=[_ms(longest), _ms(time.time()), *stamps])
+    _redis()[2](keys=keys, args=[_ms(longest), _ms(time.time()), _ttl({longest: 0}), *stamps])
 
 
 # --- Database (no broker) ------------------------------------------------------------------
@@ -213,6 +218,10 @@ def _in_flight(account_pk, now, claimed=()):
         account_id=account_pk, status=OutboundMessage.Status.SENDING, lease_until__gt=now
     ).exclude(pk__in=list(claimed))
     return [now] * sending.count()
+
+
+def _ttl(limits):
+    return _ms(max(limits) + KEEP_AFTER_WINDOW)
 
 
 def _ms(seconds):
