@@ -218,6 +218,11 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "memory://"
+# Sending limits are counted in the broker's Redis, shared by every worker; without a broker
+# they are counted from the database (outbox.services.limits).
+SMTP_ACCOUNTS_LIMITS_REDIS_URL = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else ""
+# Tests shrink the limits' windows (60 s, 3,600 s, 86,400 s) by this factor; 1 in production.
+SMTP_ACCOUNTS_LIMIT_WINDOW_SCALE = env.float("SMTP_ACCOUNTS_LIMIT_WINDOW_SCALE", default=1.0)
 CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True

@@ -25,6 +25,15 @@ MAX_ATTEMPTS = 10
 BACKOFF_BASE = 30  # seconds before the first retry, doubling per attempt ...
 BACKOFF_CAP = 60 * 60  # ... up to this
 
+# --- Routing ---------------------------------------------------------------------------------
+# A throttled account is paused for the server's Retry-After, else for this backoff: 1 minute,
+# doubling for each throttled try since its last sent message, up to 1 hour.
+THROTTLE_BACKOFF_BASE = 60
+THROTTLE_BACKOFF_CAP = 60 * 60
+# A limited account's sends are reserved this many at a time, just before they go: one
+# Redis call per few messages, and a window's count is ahead of the server by at most these.
+LIMIT_CHUNK = 10
+
 # --- The scheduler (one: the rows' next_attempt_at) ------------------------------------------
 # Beat's tick enqueues due rows that have no task pending. Retries are up to this late.
 SWEEP_INTERVAL = settings.CELERY_BEAT_SCHEDULE["sweep-outbox"]["schedule"]  # seconds

@@ -14,13 +14,15 @@ from .models import AccountEvent, SmtpAccount, TestEmail
 class SmtpAccountAdmin(admin.ModelAdmin):
     form = SmtpAccountForm
     list_display = (
-        "name", "account_type", "provider", "server_label", "email", "is_active", "verified_at",
-        "updated_at",
+        "name", "account_type", "provider", "server_label", "email", "priority", "is_active",
+        "verified_at", "paused_until", "updated_at",
     )
     list_filter = ("account_type", "provider", "is_active")
     search_fields = ("name", "email", "host", "domain")
-    readonly_fields = ("verified_at", "signed_in_as", "last_error", "last_error_at",
-                       "bounce_checked_at", "bounce_error", "updated_at", "updated_by")
+    readonly_fields = (
+        "verified_at", "signed_in_as", "paused_until", "pause_reason", "last_error",
+        "last_error_at", "bounce_checked_at", "bounce_error", "updated_at", "updated_by",
+    )
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is not None and not self.has_change_permission(request, obj):

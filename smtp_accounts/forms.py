@@ -6,16 +6,20 @@ from django.views.decorators.debug import sensitive_variables
 from . import oauth, services
 from .bounce_form import BOUNCE_FORM_FIELDS, BounceMailboxFields
 from .models import NAME_TAKEN, AuthMethod, Provider, Security, SmtpAccount
+from .models.account import ROUTING_FIELDS
 from .validators import normalize_domain, normalize_hostname
 
-# The product's presets: each fills Host, and port 587 with STARTTLS.
+# The product's presets: each fills Host, and port 587 with STARTTLS, and the provider's
+# published sending limits (Gmail about 500 a day for a consumer account, Workspace 2,000;
+# Exchange Online 30 a minute and 10,000 a day). Yahoo and Comcast publish none.
 PRESETS = {
-    "gmail": ("Gmail", "smtp.gmail.com"),
-    "outlook": ("Outlook", "smtp-mail.outlook.com"),
-    "yahoo": ("Yahoo", "smtp.mail.yahoo.com"),
-    "comcast": ("Comcast", "smtp.comcast.net"),
+    "gmail": ("Gmail", "smtp.gmail.com", {"max_per_day": 500}),
+    "outlook": ("Outlook", "smtp-mail.outlook.com", {"max_per_minute": 30, "max_per_day": 10000}),
+    "yahoo": ("Yahoo", "smtp.mail.yahoo.com", {}),
+    "comcast": ("Comcast", "smtp.comcast.net", {}),
 }
-PRESET_CHOICES = [("", "Custom")] + [(key, label) for key, (label, _host) in PRESETS.items()]
+PRESET_CHOICES = [("", "Custom")] + [(key, preset[0]) for key, preset in PRESETS.items()]
+LIMIT_HELP = "Blank = no limit. "
 
 # The presets whose provider offers Sign in with OAuth (the page suggests it).
 PRESET_SIGN_IN = {"gmail": AuthMethod.GOOGLE, "outlook": AuthMethod.MICROSOFT}
@@ -64,6 +68,12 @@ class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
             "domain": "The part of the Email after the @, as set up in Mailgun.",
             "username": "Often the full email address; a relay's login may differ from Email.",
             "security": "STARTTLS on 587 or SSL/TLS on 465. None only for a relay without login.",
+            "priority": "Lower sends first among the ready accounts of this type; the next one "
+                        "takes over while this one is paused or at a limit.",
+            "max_per_minute": LIMIT_HELP + "Exchange Online refuses more than 30 a minute.",
+            "max_per_hour": LIMIT_HELP + "Counted over any 60 minutes, by every worker together.",
+            "max_per_day": LIMIT_HELP + "Gmail blocks an account for up to 24 hours past about "
+                           "500 a day (Workspace: 2,000).",
         }
 
     def __init__(self, *args, user=None, **kwargs):
@@ -75,7 +85,12 @@ class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
         self.fields["security"].required = False
         self._offer_sign_in()
         self.order_fields(["provider", "name", "account_type", "preset", *self.Meta.fields])
-        known = {host: key for key, (_label, host) in PRESETS.items()}
+        self.fields["priority"].required = False  # blank or left out: keeps the current one
+        for name in ROUTING_FIELDS[1:]:
+            self.fields[name].error_messages["min_value"] = (
+                "Enter 1 or more, or leave it blank for no limit."
+            )
+        known = {preset[1]: key for key, preset in PRESETS.items()}
         self.initial.setdefault("preset", known.get(self.instance.host, ""))
         # Required for one provider only, so not `required`, but marked as such (an asterisk).
         for name in ("host", "port", "security", "domain"):
@@ -130,9 +145,10 @@ class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
         return services.mailgun_is_configured()
 
     @property
-    def preset_hosts(self):
-        """{preset: host} for the page's script, so the presets live only in PRESETS."""
-        return {key: host for key, (_label, host) in PRESETS.items()}
+    def preset_data(self):
+        """{preset: {"host": …, "limits": {field: n}}} for the page's script, so the presets
+        live only in PRESETS."""
+        return {key: {"host": p[1], "limits": p[2]} for key, p in PRESETS.items()}
 
     @property
     def provider_value(self):
@@ -174,6 +190,7 @@ class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        self._keep_omitted_routing(data)
         self._apply_preset(data)
         if data.get("provider") == Provider.EXTERNAL:
             self._ignore(INTERNAL_ONLY)
@@ -198,6 +215,14 @@ class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
         for name in fields:
             self._errors.pop(name, None)
 
+    def _keep_omitted_routing(self, data):
+        """Routing fields are optional in a POST: one that leaves a field out (an older
+        client or script) keeps the stored value; a blank priority keeps it too."""
+        for name in ROUTING_FIELDS:
+            omitted = name not in self.data
+            if omitted or (name == "priority" and data.get(name) is None):
+                data[name] = getattr(self.instance, name)
+
     def _apply_preset(self, data):
         preset = PRESETS.get(data.get("preset") or "")
         if preset and not data.get("host"):
@@ -205,6 +230,9 @@ class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
             data["port"] = data.get("port") or 587
             data["security"] = Security.STARTTLS
             self.errors.pop("host", None)
+            for name, limit in preset[2].items():  # a limit the admin typed wins
+                if data.get(name) is None:
+                    data[name] = limit
 
     def _check_password(self, data):
         password, username = data.get("password"), data.get("username")

@@ -14,11 +14,17 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from smtp_accounts.senders import ConfigurationError, PermanentFailure, SendError, TemporaryFailure
+from smtp_accounts.senders import (
+    ConfigurationError,
+    PermanentFailure,
+    SendError,
+    TemporaryFailure,
+    Throttled,
+)
 
 from .. import policy
 from ..models import OutboundMessage
-from . import claim, events, history
+from . import claim, events, history, routing
 from .connections import CannotOpen, KeptConnection
 from .enqueue import message_as_email
 
@@ -55,9 +61,9 @@ def deliver_claimed(messages, *, reuse_connection=False):
     elif not account.is_ready:
         reason = f"The account “{account.name}” is not active and verified; waiting for it."
         recorder.fail_all(messages, TemporaryFailure(reason))
-    else:
+    elif admitted := routing.admit(account, messages):  # the rest went on or wait queued
         with KeptConnection(account, keep=reuse_connection) as connection:
-            _send_each(connection, messages, recorder)
+            _send_each(connection, admitted, recorder)
     recorder.save()
     logger.info("Account %s: %s", getattr(account, "pk", None), recorder.summary())
     return recorder.counts["put back"] > 0
@@ -77,15 +83,22 @@ def _send_each(connection, messages, recorder):
     """Send `messages` in order, recording each outcome. Stops early when the rest cannot go
     (the account is misconfigured, the server unreachable) or the time budget is spent."""
     deadline = time.monotonic() + policy.BATCH_TIME_BUDGET
+    account = messages[0].account
+    reserved = len(messages) if not account.limits else 0  # sends taken under the limits
     for position, message in enumerate(messages):
         if time.monotonic() > deadline:
             recorder.put_back(messages[position:])
             return
+        if position == reserved:
+            reserved += routing.take(account, messages[position:])
+            if position == reserved:  # at a limit: the rest went on or wait
+                recorder.counts["handed over"] += len(messages) - position
+                return
         try:
             recorder.sent(message, connection.send(message_as_email(message)))
-        except (CannotOpen, ConfigurationError) as err:
+        except (CannotOpen, ConfigurationError, Throttled) as err:
             connection.discard()
-            recorder.fail_all(messages[position:], getattr(err, "error", err))
+            recorder.cannot_send(messages[position:], getattr(err, "error", err))
             return
         except SendError as err:
             recorder.fail(message, err)
@@ -103,7 +116,7 @@ class _Recorder:
 
     def __init__(self, account):
         self.account = account
-        self.counts = {"sent": 0, "retry": 0, "failed": 0, "put back": 0}
+        self.counts = {"sent": 0, "retry": 0, "failed": 0, "put back": 0, "handed over": 0}
         self._token, self._saved_at = "", time.monotonic()
         self._sent, self._notes, self._attempts = {}, {}, []
 
@@ -149,6 +162,37 @@ class _Recorder:
         self.counts["retry" if retry else "failed"] += 1
         logger.warning("Outbox message %s %s: %s", message.pk,
                        "will be retried" if retry else "failed", reason)  # fmt: skip
+
+    def cannot_send(self, messages, error):
+        """The account cannot take `messages` now: throttled (paused, they go on or wait),
+        or unreachable or misconfigured before the server accepted anything (they go to the
+        next account of the route, else they fail or retry as before)."""
+        self.save()  # what was sent before stays recorded first
+        if isinstance(error, Throttled):
+            return self._throttled(messages, error)
+        taker = routing.successor(self.account)
+        if taker is None:
+            return self.fail_all(messages, error)
+        if getattr(error, "kind", "") == "configuration":
+            self.account.record_error(error.reason)
+        history.failed_attempt(messages[0], error).save()  # the history shows both accounts
+        routing.move(messages, taker, f"“{self.account.name}” could not take it: {error.reason}")
+        self.counts["handed over"] += len(messages)
+
+    def _throttled(self, messages, error):
+        routing.record_throttled(messages[0], error)
+        until = routing.pause_for_throttling(self.account, error)
+        note = (f"“{self.account.name}” is paused until {timezone.localtime(until):%H:%M}: "
+                f"{error.reason}")  # fmt: skip
+        if not error.before_data:
+            # The server may have the message: it waits for this account, same Message-ID.
+            claim.finish(messages[0], status=Status.QUEUED, next_attempt_at=until,
+                         enqueued_at=None, claim_token="", attempts=messages[0].attempts - 1,
+                         last_error=note)  # fmt: skip
+            messages = messages[1:]
+        if messages:
+            routing.hand_over(messages, self.account, note)
+        self.counts["handed over"] += len(messages)
 
     def fail_all(self, messages, error):
         if getattr(error, "kind", "") == "configuration" and self.account is not None:

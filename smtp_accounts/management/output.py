@@ -92,12 +92,16 @@ def account_details(account, latest_test=None):
         ]
     pairs += [
         ("State", account.state.label),
+        ("Priority", account.priority),
+        ("Limits", limits_summary(account)),
         ("Is Active?", yes_no(account.is_active)),
         ("Verified", when(account.verified_at) if account.is_verified else "no"),
         ("Last Update", when(account.updated_at)),
     ]
     if latest_test is not None:
         pairs.append(("Latest test", f"{when(latest_test.created_at)} {test_summary(latest_test)}"))
+    if account.is_paused:
+        pairs.append(("Paused until", f"{when(account.paused_until)} ({account.pause_reason})"))
     if account.last_error:
         pairs.append(("Last error", f"{account.last_error} ({when(account.last_error_at)})"))
     return pairs
@@ -131,6 +135,13 @@ def history_row(event):
     changes = "; ".join(f"{label}: {text}" for label, text in describe_changes(event))
     at = timezone.localtime(event.at).strftime("%Y-%m-%d %H:%M:%S")
     return [at, who, event.get_action_display(), changes or "-"]
+
+
+def limits_summary(account):
+    """`30 a minute, 10000 a day`, or `none`."""
+    limits = [(account.max_per_minute, "minute"), (account.max_per_hour, "hour"),
+              (account.max_per_day, "day")]
+    return ", ".join(f"{n} a {unit}" for n, unit in limits if n) or "none"
 
 
 def details(pairs):

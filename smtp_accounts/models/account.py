@@ -39,6 +39,18 @@ class AuthMethod(models.TextChoices):
 NAME_TAKEN = "An account with this name exists (names are unique ignoring case)."
 
 
+# Routing: which account of a type sends first, and how much it may send (blank = no limit).
+ROUTING_FIELDS = ("priority", "max_per_minute", "max_per_hour", "max_per_day")
+# The limits' windows in seconds, by field: never more than N in any such window.
+LIMIT_WINDOWS = {"max_per_minute": 60, "max_per_hour": 3600, "max_per_day": 86400}
+
+
+def _limit_field(label):
+    return models.PositiveIntegerField(
+        label, null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+
+
 class SmtpAccount(models.Model):
     """An account the CRM sends through: Mailgun (external) or an SMTP server (internal).
 
@@ -54,7 +66,7 @@ class SmtpAccount(models.Model):
     EDITABLE_FIELDS = (
         "name", "account_type", "provider", "domain", "email", "from_name", "host", "port",
         "username", "security", "is_active", "auth_method", "bounce_host", "bounce_port",
-        "bounce_username",
+        "bounce_username", *ROUTING_FIELDS,
     )
     # Changing any of these sends the stored password somewhere new, so it must be retyped.
     PASSWORD_BOUND_FIELDS = ("host", "port", "username", "security")
@@ -117,6 +129,16 @@ class SmtpAccount(models.Model):
     bounce_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     bounce_error = models.TextField(blank=True, editable=False)
     verified_at = models.DateTimeField("Verified", null=True, blank=True, editable=False)
+    priority = models.PositiveIntegerField(
+        "Priority", default=10, help_text="Lower sends first among the accounts of a type."
+    )
+    max_per_minute = _limit_field("Messages per minute")
+    max_per_hour = _limit_field("Messages per hour")
+    max_per_day = _limit_field("Messages per day")
+    # Set by delivery when the server throttles (421, quota replies, Mailgun 429): the account
+    # sends nothing until then, and the list says why.
+    paused_until = models.DateTimeField("Paused until", null=True, blank=True, editable=False)
+    pause_reason = models.TextField("Pause reason", blank=True, editable=False)
     # The last configuration problem delivery ran into (login refused, TLS failure …).
     last_error = models.TextField(blank=True, editable=False)
     last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -246,6 +268,18 @@ class SmtpAccount(models.Model):
     def state(self):
         """The one AccountState the list shows (see models/state.py)."""
         return account_state(self)
+
+    @property
+    def is_paused(self):
+        return self.paused_until is not None and self.paused_until > timezone.now()
+
+    @property
+    def limits(self):
+        """{window seconds: max messages} for the limits this account sets."""
+        return {
+            seconds: getattr(self, field)
+            for field, seconds in LIMIT_WINDOWS.items() if getattr(self, field)
+        }
 
     @property
     def has_password(self):

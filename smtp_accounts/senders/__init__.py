@@ -7,6 +7,7 @@ from .base import (
     Sender,
     SendError,
     TemporaryFailure,
+    Throttled,
 )
 from .mailgun import MailgunSender
 from .smtp import SmtpSender
@@ -29,5 +30,6 @@ __all__ = [
     "SendError",
     "Sender",
     "TemporaryFailure",
+    "Throttled",
     "get_sender",
 ]

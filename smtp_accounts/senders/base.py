@@ -58,6 +58,17 @@ class TemporaryFailure(SendError):
     kind = "temporary"
 
 
+class Throttled(TemporaryFailure):
+    """The server asks the CRM to slow down (421, 450-452 at MAIL FROM, 432 4.3.2, a quota
+    reply, Mailgun 429): the account is paused and the try does not count against the
+    message. `retry_after`: seconds the server asked for, if it said. `before_data`: the
+    server had accepted nothing of the message, so another account may send it."""
+
+    def __init__(self, reason, *, code=None, recipients=(), retry_after=None, before_data=True):
+        super().__init__(reason, code=code, recipients=recipients)
+        self.retry_after, self.before_data = retry_after, before_data
+
+
 class PermanentFailure(SendError):
     """This message will never go: SMTP 5xx for a recipient, Mailgun 4xx for the message."""
 

@@ -19,6 +19,7 @@ from .base import (
     PermanentFailure,
     Sender,
     TemporaryFailure,
+    Throttled,
     recipient_results,
 )
 
@@ -67,7 +68,16 @@ class MailgunSender(Sender):
         if api_key and api_key in reason:
             reason = reason.replace(api_key, "********")
         logger.info("%s via Mailgun for %s: %s", error_class.__name__, self.account.domain, reason)
-        return error_class(reason, code=getattr(err, "status_code", None))
+        status = getattr(err, "status_code", None)
+        if status == 429:  # Mailgun's rate limit: pause the account, as long as it asks
+            return Throttled(reason, code=status, retry_after=_retry_after(err))
+        return error_class(reason, code=status)
+
+
+def _retry_after(err):
+    """Seconds from a 429's Retry-After header (a number of seconds), or None."""
+    value = getattr(getattr(err, "response", None), "headers", {}).get("Retry-After", "")
+    return int(value) if str(value).strip().isdigit() else None
 
 
 def describe_error(err, account):

@@ -24,9 +24,16 @@ from django.views.decorators.debug import sensitive_variables
 from .. import crypto, netguard, oauth
 from ..models import Security
 from . import xoauth2
-from .base import ConfigurationError, Delivery, PermanentFailure, Sender, recipient_results
+from .base import (
+    ConfigurationError,
+    Delivery,
+    PermanentFailure,
+    Sender,
+    Throttled,
+    recipient_results,
+)
 from .deadline import DeadlineExceeded, SocketGuard
-from .smtp_errors import NETWORK_ERRORS, describe_error
+from .smtp_errors import NETWORK_ERRORS, describe_error, throttling
 
 logger = logging.getLogger(__name__)
 
@@ -280,6 +287,8 @@ class SmtpSender(Sender):
         """The TemporaryFailure, PermanentFailure or ConfigurationError for `err`."""
         error_class, reason = describe_error(err, self.account)  # the password is redacted
         logger.info("%s via %s: %s", error_class.__name__, self.where, reason)
+        if (before_data := throttling(err)) is not None:
+            return Throttled(reason, code=_smtp_code(err), before_data=before_data)
         if error_class is ConfigurationError:
             return error_class(reason, code=_smtp_code(err))
         refused = getattr(err, "recipients", None)  # SMTPRecipientsRefused: all refused

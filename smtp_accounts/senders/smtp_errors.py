@@ -17,7 +17,7 @@ from .base import ConfigurationError, PermanentFailure, TemporaryFailure
 from .deadline import TIMEOUTS_PER_DEADLINE, DeadlineExceeded
 from .xoauth2 import XOAuth2Refused, explain
 
-__all__ = ["LOGIN_HINTS", "NETWORK_ERRORS", "describe_error"]
+__all__ = ["LOGIN_HINTS", "NETWORK_ERRORS", "describe_error", "throttling"]
 
 # What talking to a server can raise; describe_error explains each of them.
 # (Every smtplib and ssl error is also an OSError; they are listed for the reader.)
@@ -50,6 +50,29 @@ def describe_error(err, account):
     """
     error_class, reason = _classify(err, account)
     return error_class, _redact(reason, account)
+
+
+# Words of replies that say a sending quota or rate was exceeded (Gmail's 550 5.4.5 "Daily
+# user sending quota exceeded", Exchange's 554 5.2.0 "SubmissionQuotaExceededException").
+QUOTA_WORDS = ("quota", "rate limit", "too many messages", "submissionquotaexceeded")
+
+
+def throttling(err):
+    """Whether `err` is the server throttling the CRM (DESIGN.md, Routing): returns None when
+    it is not, else True when nothing of the message was accepted yet (before DATA) and
+    False when it came as the answer to the message's data."""
+    code = getattr(err, "smtp_code", None)
+    refused = getattr(err, "recipients", None)
+    if code is None and isinstance(refused, dict):  # RCPT: a 421 refuses every recipient
+        code = 421 if any(answer[0] == 421 for answer in refused.values()) else None
+    if code is None:
+        return None
+    said = _server_said(code, getattr(err, "smtp_error", b"")).lower()
+    at_mail = isinstance(err, smtplib.SMTPSenderRefused)
+    quota = code in (550, 554) and any(word in said for word in QUOTA_WORDS)
+    if code == 421 or code == 432 or quota or (at_mail and code in (450, 451, 452)):
+        return not isinstance(err, smtplib.SMTPDataError)
+    return None
 
 
 def _classify(err, account):

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Min
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from .. import audit
@@ -18,7 +18,10 @@ __all__ = [
     "find_account",
     "lock_account",
     "mailgun_is_configured",
+    "pause_account",
     "ready_account",
+    "resume_account",
+    "route",
     "save_account",
     "sender_after_delete",
     "sending_account_ids",
@@ -50,7 +53,7 @@ class NoReadyAccount(LookupError):
 
 
 def ready_account(account_type):
-    """The account that sends mail of `account_type`: the oldest active and verified one.
+    """The account that sends mail of `account_type`: the first of its route.
 
     Raises ValueError for an unknown type, NoReadyAccount when no account of it is ready.
     """
@@ -58,16 +61,43 @@ def ready_account(account_type):
         raise ValueError(
             f"Unknown account type {account_type!r}; use one of {', '.join(AccountType.values)}."
         )
-    account = _ready_accounts().filter(account_type=account_type).order_by("pk").first()
+    account = route(account_type).first()
     if account is None:
         raise NoReadyAccount(account_type)
     return account
 
 
+def route(account_type):
+    """The ready accounts of `account_type` in the order they take mail: lowest Priority
+    first, then the oldest (DESIGN.md, Routing). Paused ones are in it too."""
+    ready = _ready_accounts().filter(account_type=account_type)
+    return ready.order_by("priority", "created_at", "pk")
+
+
 def sending_account_ids():
-    """Ids of the accounts that send each type's mail now: the one ready_account picks."""
-    first = _ready_accounts().values("account_type").annotate(first=Min("pk"))
-    return set(first.values_list("first", flat=True))
+    """Ids of the accounts that send each type's mail now: the first of each route that is
+    not paused."""
+    now, first = timezone.now(), {}
+    for account in _ready_accounts().order_by("priority", "created_at", "pk"):
+        if not (account.paused_until and account.paused_until > now):
+            first.setdefault(account.account_type, account.pk)
+    return set(first.values())
+
+
+def pause_account(account, until, reason):
+    """Pause `account` until `until` (it sends nothing before), saying why. The one place a
+    pause is written: an audit entry belongs here."""
+    account.paused_until, account.pause_reason = until, reason
+    SmtpAccount.objects.filter(pk=account.pk).update(paused_until=until, pause_reason=reason)
+    audit.record_paused(account, until, reason)
+
+
+def resume_account(account):
+    """End `account`'s pause now. The one place a pause is lifted."""
+    paused_until = account.paused_until
+    account.paused_until, account.pause_reason = None, ""
+    SmtpAccount.objects.filter(pk=account.pk).update(paused_until=None, pause_reason="")
+    audit.record_resumed(account, paused_until)
 
 
 def _ready_accounts():
@@ -167,10 +197,9 @@ def mailgun_is_configured():
 
 
 def sender_after_delete(account):
-    """The account that sends `account`'s type of mail once `account` is deleted: the oldest
-    active and verified other one of its type (the rule of services.ready_account), or None."""
-    others = _ready_accounts().filter(account_type=account.account_type)
-    return others.exclude(pk=account.pk).order_by("pk").first()
+    """The account that sends `account`'s type of mail once `account` is deleted: the next
+    of its route (the rule of ready_account), or None."""
+    return route(account.account_type).exclude(pk=account.pk).first()
 
 
 @transaction.atomic
@@ -223,4 +252,9 @@ def account_as_dict(account):
         "signed_in": account.is_signed_in,
         "verified_at": account.verified_at.isoformat() if account.verified_at else None,
         "updated_at": account.updated_at.isoformat() if account.updated_at else None,
+        "priority": account.priority,
+        "max_per_minute": account.max_per_minute,
+        "max_per_hour": account.max_per_hour,
+        "max_per_day": account.max_per_day,
+        "paused_until": account.paused_until.isoformat() if account.paused_until else None,
     }

@@ -1,11 +1,14 @@
 """The account pages in Chromium, driven by the labels an admin sees."""
 
 import os
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from smtp_accounts.models import SmtpAccount
+from smtp_accounts.services import pause_account
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SHOTS = os.environ.get("SCREENSHOT_DIR")
@@ -80,3 +83,33 @@ def test_create_edit_and_delete_accounts_by_their_labels(logged_in_page):
     page.get_by_role("button", name="Delete").click()
     expect(page.get_by_text("“Campaigns” was deleted")).to_be_visible()
     assert list(SmtpAccount.objects.values_list("name", flat=True)) == ["Support desk (EU)"]
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_presets_fill_the_limits_and_a_paused_row_says_why(logged_in_page, width):
+    page = logged_in_page
+    page.set_viewport_size({"width": width, "height": 860})
+    open_smtp_accounts(page)
+    page.get_by_role("link", name="+ Create new").click()
+    page.get_by_label("Internal Provider").check()
+    page.get_by_label("Provider preset").select_option(label="Outlook")
+    expect(page.get_by_label("Messages per minute")).to_have_value("30")
+    expect(page.get_by_label("Messages per day")).to_have_value("10000")
+    expect(page.get_by_label("Messages per hour")).to_have_value("")
+    page.get_by_label("Messages per hour").fill("0")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Enter 1 or more, or leave it blank for no limit.")).to_be_visible()
+    shot(page, f"form-limits-error-{width}")
+    page.get_by_role("link", name="Cancel").click()
+
+    account = SmtpAccount.objects.create(
+        name="Customer Service Gmail — Europe, Middle East and Africa (second line)",
+        host="smtp.gmail.com", port=587, email="support@example.com",
+        verified_at=timezone.now(),
+    )
+    pause_account(account, timezone.now() + timedelta(minutes=42),
+                  "The server throttled it: 550 5.4.5 Daily user sending quota exceeded.")
+    page.reload()
+    expect(page.get_by_text("Paused until")).to_be_visible()
+    expect(page.get_by_text("Daily user sending quota exceeded")).to_be_visible()
+    shot(page, f"list-paused-{width}")

@@ -19,6 +19,7 @@ from smtp_accounts.models import SmtpAccount
 ACCOUNT_KEYS = {
     "id", "name", "account_type", "provider", "domain", "email", "from_name", "host", "port",
     "username", "security", "is_active", "verified_at", "updated_at", "auth_method", "signed_in",
+    "priority", "max_per_minute", "max_per_hour", "max_per_day", "paused_until",
 }
 MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
 
@@ -607,6 +608,8 @@ def test_show_and_list_never_print_a_token(oauth_server, make_account):
     printed = run("show", "Gmail") + run("show", "Gmail", "--json") + run("list", "--json")
     assert '"signed_in": true' in printed and "crm-sender@example.com" in printed
     assert not any(token in printed for token in oauth_server.live_tokens())
+
+
 # --- history ---------------------------------------------------------------------------------
 
 EVENT_KEYS = {"at", "actor", "action", "changes"}
@@ -674,3 +677,24 @@ def test_the_real_command_line_records_the_os_user(tmp_path):
     assert (event["action"], event["actor"]) == ("created", f"command:{getpass.getuser()}")
     assert event["changes"]["password"] == "changed"
     assert "from-a-pipe" not in history.stdout
+
+
+def test_create_and_update_take_priority_and_limits(make_account):
+    account = make_account(name="Desk")
+    out = json.loads(run("update", "Desk", "--priority", "2", "--max-per-minute", "30",
+                         "--max-per-day", "10000", "--json"))
+    assert (out["priority"], out["max_per_minute"], out["max_per_hour"], out["max_per_day"]) == (
+        2, 30, None, 10000)
+    assert out["paused_until"] is None
+    run("update", "Desk", "--max-per-minute", "0")  # 0 clears a limit
+    account.refresh_from_db()
+    assert (account.priority, account.max_per_minute, account.max_per_day) == (2, None, 10000)
+    assert "Limits:       10000 a day" in run("show", "Desk")
+
+
+@pytest.mark.parametrize("args", [("--priority", "-1"), ("--max-per-day", "lots")])
+def test_a_bad_priority_or_limit_is_a_one_line_error(make_account, args):
+    make_account(name="Desk", max_per_day=500)
+    with pytest.raises(CommandError, match="whole number"):
+        run("update", "Desk", *args)
+    assert SmtpAccount.objects.get(name="Desk").max_per_day == 500

@@ -29,6 +29,7 @@ def test_account_as_dict_has_the_contract_keys_and_no_secret(make_account):
         "id", "name", "account_type", "provider", "domain", "email", "from_name", "host",
         "port", "username", "security", "is_active", "auth_method", "signed_in",
         "verified_at", "updated_at",
+        "priority", "max_per_minute", "max_per_hour", "max_per_day", "paused_until",
     ]
     assert data["auth_method"] == "password" and data["signed_in"] is False
     assert "s3cret-value" not in str(data) and not any("password" in key for key in data)

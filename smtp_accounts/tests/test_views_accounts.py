@@ -1,11 +1,14 @@
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from smtp_accounts.models import SmtpAccount
+from smtp_accounts.services import pause_account, resume_account
 
 LIST = reverse("smtp_accounts:list")
 CREATE = reverse("smtp_accounts:create")
@@ -479,3 +482,14 @@ def test_the_delete_page_names_the_account_that_sends_next(admin_client, make_ac
     first.delete()
     alone = admin_client.get(reverse("smtp_accounts:delete", args=[backup.pk])).content.decode()
     assert "No other active and verified account sends System Account mail" in alone
+
+
+def test_a_paused_account_says_until_when_and_why(admin_client, make_account):
+    account = make_account(name="Gmail Support", verified_at=timezone.now())
+    until = timezone.now() + timedelta(minutes=30)
+    pause_account(account, until, "The server throttled it: 421 4.7.0 Try again later")
+    page = admin_client.get(LIST).content.decode()
+    assert f"Paused until {timezone.localtime(until):%H:%M}" in page
+    assert "421 4.7.0 Try again later" in page
+    resume_account(account)
+    assert "Paused until" not in admin_client.get(LIST).content.decode()

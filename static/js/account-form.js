@@ -1,4 +1,5 @@
-// Shows only the chosen provider's fields, and fills Host/Port/TLS from a provider preset.
+// Shows only the chosen provider's fields, and fills Host/Port/TLS and the sending limits
+// from a provider preset.
 // Without JS every field shows and the server ignores the other provider's values.
 (function () {
   "use strict";
@@ -24,15 +25,19 @@
     });
   }
 
-  // The preset hosts come from the server (forms.PRESETS), so they are written down once.
+  // The presets come from the server (forms.PRESETS), so they are written down once.
   const presetData = document.getElementById("smtp-presets");
   const presets = presetData ? JSON.parse(presetData.textContent) : {};
   const preset = form.querySelector('select[name="preset"]');
   if (preset) {
     preset.addEventListener("change", function () {
-      const host = presets[preset.value];
-      if (!host) return;
-      form.querySelector('input[name="host"]').value = host;
+      const chosen = presets[preset.value];
+      if (!chosen) return;
+      form.querySelector('input[name="host"]').value = chosen.host;
+      Object.keys(chosen.limits).forEach(function (name) {
+        const input = form.querySelector('input[name="' + name + '"]');
+        if (input && !input.value) input.value = chosen.limits[name];  // typed limits win
+      });
       form.querySelector('input[name="port"]').value = "587";
       form.querySelector('select[name="security"]').value = "starttls";
     });
@@ -43,7 +48,7 @@
   if (preset && hostInput) {
     hostInput.addEventListener("input", function () {
       const match = Object.keys(presets).find(function (key) {
-        return presets[key] === hostInput.value.trim().toLowerCase();
+        return presets[key].host === hostInput.value.trim().toLowerCase();
       });
       preset.value = match || "";
     });

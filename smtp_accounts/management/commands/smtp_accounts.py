@@ -4,6 +4,7 @@ The command parses arguments and prints; the work is done by `smtp_accounts.serv
 validation by `SmtpAccountForm`, exactly as on the web pages.
 """
 
+import argparse
 import getpass
 import json
 import sys
@@ -19,8 +20,16 @@ from smtp_accounts.management import output
 from smtp_accounts.management.audited import AuditedCommandMixin
 from smtp_accounts.management.base import SafeCommand
 from smtp_accounts.models import AccountType, AuthMethod, SmtpAccount
+from smtp_accounts.models.account import LIMIT_WINDOWS
 
 FORM_FIELDS = SmtpAccountForm.Meta.fields
+
+
+def whole_number(text):
+    """argparse type for --priority and the limits: a whole number ≥ 0, else a clear error."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError("expected a whole number of 0 or more")
+    return int(text)
 
 
 class Command(AuditedCommandMixin, SafeCommand):
@@ -79,6 +88,12 @@ class Command(AuditedCommandMixin, SafeCommand):
         parser.add_argument("--sign-in", dest="auth_method", metavar="METHOD",
                             help=f"Sign-in: {' or '.join(AuthMethod.values)} (Google and "
                             "Microsoft only where their OAuth client id is set)")
+        parser.add_argument("--priority", type=whole_number, metavar="N",
+                            help="Priority: lower sends first among accounts of its type")
+        for field, label in (("max_per_minute", "minute"), ("max_per_hour", "hour"),
+                             ("max_per_day", "day")):
+            parser.add_argument("--" + field.replace("_", "-"), dest=field, type=whole_number,
+                                metavar="N", help=f"Messages per {label}; 0 clears the limit")
         parser.add_argument(
             "--password-stdin", action="store_true",
             help="read the password from the first line of stdin (never give it as an argument)",
@@ -222,6 +237,9 @@ class Command(AuditedCommandMixin, SafeCommand):
         """Validate with SmtpAccountForm (the web page's rules) and save. Raises CommandError."""
         data = model_to_dict(account, fields=FORM_FIELDS)
         data.update({f: options[f] for f in FORM_FIELDS if options.get(f) is not None})
+        for field in LIMIT_WINDOWS:
+            if data.get(field) == 0:  # 0 clears a limit, as a blank field does on the page
+                data[field] = ""
         if options["password_stdin"]:
             data["password"] = self._read_password()
         form = self._bound_form(account.pk, data)
