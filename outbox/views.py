@@ -8,6 +8,8 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.generic import DetailView, FormView, ListView, View
 
+from smtp_accounts.views.paging import LastPageMixin
+
 from .forms import MailLogFilterForm, RetryFailedForm
 from .services import log, retry
 
@@ -15,7 +17,7 @@ VIEW = "outbox.view_outboundmessage"
 CHANGE = "outbox.change_outboundmessage"
 
 
-class MailLogView(PermissionRequiredMixin, ListView):
+class MailLogView(PermissionRequiredMixin, LastPageMixin, ListView):
     """Newest first, 50 a page; the filters stay in the paging links."""
 
     permission_required = VIEW
@@ -26,13 +28,6 @@ class MailLogView(PermissionRequiredMixin, ListView):
     def get_queryset(self):
         self.filter_form = MailLogFilterForm(self.request.GET)
         return log.filter_messages(**self.filter_form.filters())
-
-    def paginate_queryset(self, queryset, page_size):
-        """Like ListView's, except that a page past the end (or not a number) is the last
-        (or first) page instead of a 404."""
-        paginator = self.get_paginator(queryset, page_size)
-        page = paginator.get_page(self.request.GET.get("page"))
-        return paginator, page, page.object_list, page.has_other_pages()
 
     def get_context_data(self, **kwargs):
         params = self.request.GET.copy()

@@ -19,6 +19,7 @@ from .. import services
 from ..forms import SmtpAccountForm
 from ..models import AccountState, AccountType, Provider, SmtpAccount, TestEmail, state_filter
 from .history import history_page
+from .paging import LastPageMixin
 
 # ?sort= values → ordering; the name breaks ties so pages never overlap.
 SORTS = {
@@ -28,7 +29,7 @@ SORTS = {
 FILTERS = ("q", "type", "provider", "active", "state")
 
 
-class AccountListView(PermissionRequiredMixin, ListView):
+class AccountListView(PermissionRequiredMixin, LastPageMixin, ListView):
     """The accounts table with search, filters, sortable columns and pagination."""
 
     permission_required = "smtp_accounts.view_smtpaccount"
@@ -57,13 +58,6 @@ class AccountListView(PermissionRequiredMixin, ListView):
         if params.get("state") in AccountState.values:
             accounts = accounts.filter(state_filter(params["state"]))
         return accounts.order_by(*SORTS.get(params.get("sort"), SORTS["name"]))
-
-    def paginate_queryset(self, queryset, page_size):
-        """Like ListView's, but a page past the end (or not a number) shows the last (or
-        first) page instead of a 404: a bookmark outlives the accounts it counted."""
-        paginator = self.get_paginator(queryset, page_size)
-        page = paginator.get_page(self.request.GET.get("page"))
-        return paginator, page, page.object_list, page.has_other_pages()
 
     def get_context_data(self, **kwargs):
         params = self.request.GET.copy()

@@ -6,6 +6,7 @@ from django.views.generic import DetailView, ListView
 
 from .. import services
 from ..models import AccountEvent
+from .paging import LastPageMixin
 
 HISTORY_PER_PAGE = 20
 Action = AccountEvent.Action
@@ -27,7 +28,7 @@ def history_page(request, events):
     return page
 
 
-class DeletedAccountListView(PermissionRequiredMixin, ListView):
+class DeletedAccountListView(PermissionRequiredMixin, LastPageMixin, ListView):
     """Deleted accounts, newest first, each leading to the history it left."""
 
     permission_required = "smtp_accounts.view_smtpaccount"
