@@ -22,7 +22,8 @@ from django.utils import timezone
 from outbox import policy, services, tasks
 from outbox.models import OutboundMessage
 from smtp_accounts import services as account_services
-from smtp_accounts.models import TestEmail
+from smtp_accounts.models import SmtpAccount, TestEmail
+from smtp_accounts.tests.fixtures.oauth_server import sign_in
 from smtp_accounts.tests.fixtures.worker import wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -282,3 +283,24 @@ def test_no_broker_payload_or_log_line_holds_a_password_a_body_or_a_code(
     decoded = "\n".join(json.dumps(_decoded(payload)) for payload in queued)
     for text in (stored, decoded, celery_worker.log(), caplog.text):
         assert not [secret for secret in secrets if secret in text]
+
+
+def test_no_broker_payload_or_log_line_holds_an_oauth_token(
+    xoauth2_server, oauth_server, oauth_account_for, celery_broker, celery_worker, caplog
+):
+    account = sign_in(oauth_account_for(xoauth2_server, verified_at=timezone.now()))
+    tokens = oauth_server.live_tokens()
+    # The access token has expired: the worker must refresh it, then log in with XOAUTH2.
+    oauth_server.expire_access_tokens()
+    SmtpAccount.objects.filter(pk=account.pk).update(oauth_access_token_expires_at=None)
+    [message] = send("system", body="Your invoice")
+    queued = celery_broker.queued("mail")
+
+    celery_worker.start()
+    wait_until(all_sent(1), message="the message to be sent through XOAUTH2")
+
+    assert oauth_server.refreshes == 1 and xoauth2_server.messages
+    tokens += oauth_server.live_tokens()  # the refresh rotated both
+    stored = b"\n".join(queued + celery_broker.payloads()).decode(errors="replace")
+    for text in (stored, celery_worker.log(), caplog.text):
+        assert not [token for token in tokens if token in text]
