@@ -3,7 +3,6 @@
 Set SCREENSHOT_DIR (e.g. /work/notes/shots-maillog) to save each page at 1366 and 390 px.
 """
 
-import os
 
 import pytest
 from django.utils import timezone
@@ -11,21 +10,14 @@ from playwright.sync_api import expect
 
 from outbox.models import OutboundMessage
 from smtp_accounts import services
+from smtp_accounts.tests.fixtures.browser import screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-SHOTS = os.environ.get("SCREENSHOT_DIR")
 LONG_NAME = "Password resets and account notices for the EMEA customer portal (primary relay)"
 
 
 def shots(page, name):
-    """Save the page at a desktop and a phone width when SCREENSHOT_DIR is set."""
-    if not SHOTS:
-        return
-    os.makedirs(SHOTS, exist_ok=True)
-    for width in (1366, 390):
-        page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=os.path.join(SHOTS, f"{name}-{width}.png"), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 860})
+    screenshot(page, name, widths=(1366, 390))
 
 
 def test_find_a_refused_message_read_why_and_retry_it(logged_in_page, smtp_server,

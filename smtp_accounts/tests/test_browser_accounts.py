@@ -1,6 +1,5 @@
 """The account pages in Chromium, driven by the labels an admin sees."""
 
-import os
 from datetime import timedelta
 
 import pytest
@@ -9,16 +8,9 @@ from playwright.sync_api import expect
 
 from smtp_accounts.models import SmtpAccount
 from smtp_accounts.services import pause_account
+from smtp_accounts.tests.fixtures.browser import screenshot as shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-SHOTS = os.environ.get("SCREENSHOT_DIR")
-
-
-def shot(page, name):
-    """Save a screenshot when SCREENSHOT_DIR is set (for looking at the pages, not asserting)."""
-    if SHOTS:
-        os.makedirs(SHOTS, exist_ok=True)
-        page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
 
 
 def open_smtp_accounts(page):

@@ -1,22 +1,14 @@
 """The accounts list in Chromium at a laptop's and a phone's width: it fits, and every
 account's state and actions are on screen."""
 
-import os
-
 import pytest
 from playwright.sync_api import expect
 
+from smtp_accounts.tests.fixtures.browser import screenshot as shot
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-SHOTS = os.environ.get("SCREENSHOT_DIR")
 LONG_NAME = "N" * 100
 WIDTHS = [1366, 390]
-
-
-def shot(page, name):
-    """Save a screenshot when SCREENSHOT_DIR is set (for looking at, not asserting)."""
-    if SHOTS:
-        os.makedirs(SHOTS, exist_ok=True)
-        page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
 
 
 def open_list(page, live_server, width, query=""):

@@ -4,27 +4,20 @@
 Set SCREENSHOT_DIR (e.g. /tmp/shots) to save pictures at 1366 and 390 px wide.
 """
 
-import os
 import re
 
 import pytest
 from playwright.sync_api import expect
 
 from smtp_accounts.models import SmtpAccount
+from smtp_accounts.tests.fixtures.browser import screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-SHOTS = os.environ.get("SCREENSHOT_DIR")
 LONG_NAME = "Customer service desk for the northern region (Gmail)"
 
 
 def shot(page, name):
-    if not SHOTS:
-        return
-    os.makedirs(SHOTS, exist_ok=True)
-    for width in (1366, 390):
-        page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=os.path.join(SHOTS, f"oauth-{name}-{width}.png"), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 860})
+    screenshot(page, f"oauth-{name}", widths=(1366, 390))
 
 
 def code_in(server):

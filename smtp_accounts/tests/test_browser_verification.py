@@ -3,7 +3,6 @@
 Set SCREENSHOT_DIR (e.g. /tmp/shots) to save a picture of each state of the pop-up.
 """
 
-import os
 import re
 import socket
 
@@ -13,17 +12,13 @@ from playwright.sync_api import expect
 from crm.celery import app as celery_app
 from smtp_accounts import devinbox, services
 from smtp_accounts.models import TestEmail
-from smtp_accounts.tests.fixtures.browser import login
+from smtp_accounts.tests.fixtures.browser import login, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-SHOTS = os.environ.get("SCREENSHOT_DIR")
 
 
 def shot(page, name):
-    """Save a screenshot when SCREENSHOT_DIR is set (for looking at the pop-up, not asserting)."""
-    if SHOTS:
-        os.makedirs(SHOTS, exist_ok=True)
-        page.screenshot(path=os.path.join(SHOTS, f"test-dialog-{name}.png"))
+    screenshot(page, f"test-dialog-{name}", full_page=False)
 
 
 def code_in(server):
