@@ -11,7 +11,9 @@ from django.utils import timezone
 
 from outbox import services
 from outbox.models import Attempt, OutboundMessage
+from outbox.services.enqueue import message_as_email
 from smtp_accounts.services import pause_account, resume_account
+from smtp_accounts.tests.fixtures.smtp_server import DROP
 
 Status = OutboundMessage.Status
 
@@ -157,3 +159,68 @@ def test_the_backoff_doubles_while_the_account_keeps_being_throttled(accounts, s
     assert timedelta(seconds=115) < second <= timedelta(seconds=120)
     message.refresh_from_db()
     assert (message.status, message.attempts) == (Status.QUEUED, 0)
+
+
+def test_a_drop_during_data_retries_on_the_same_account_with_the_same_message_id(
+        accounts, smtp_server, smtp_ssl_server):
+    a, _b, _c = accounts
+    smtp_server.fail("data", DROP)
+    message = send()
+    assert (message.status, message.account, message.attempts) == (Status.QUEUED, a, 1)
+    assert not smtp_ssl_server.messages  # it may have been delivered: never a second account
+    a.refresh_from_db()
+    assert not a.is_paused
+    smtp_server.faults.clear()
+    OutboundMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+    services.deliver_message(message.pk)
+    message.refresh_from_db()
+    assert (message.status, message.account, message.attempts) == (Status.SENT, a, 2)
+    [received] = smtp_server.messages
+    assert received.message["Message-ID"] == message_as_email(message).extra_headers["Message-ID"]
+    assert [outcome for _name, outcome in tried(message)] == ["temporary", "sent"]
+
+
+@pytest.fixture
+def mailgun_accounts(mailgun_server, mailgun_account_for, settings):
+    """(A, B): ready Campaigns accounts on two Mailgun domains, Priority 1 and 2."""
+    settings.SMTP_ACCOUNTS_LIMITS_REDIS_URL = ""
+    mailgun_server.add_domain("mg.other.com")
+    return [mailgun_account_for(mailgun_server, name=name, domain=domain, priority=priority,
+                                verified_at=timezone.now())
+            for priority, (name, domain) in enumerate(
+                [("A", "mg.other.com"), ("B", "mg.example.com")], 1)]  # fmt: skip
+
+
+def send_campaign():
+    message = services.send_email(account_type="campaigns", to=["ann@example.com"],
+                                  subject="Offer", body="Hello Ann")  # fmt: skip
+    services.deliver_message(message.pk)
+    message.refresh_from_db()
+    return message
+
+
+def test_a_mailgun_429_pauses_for_its_retry_after_and_fails_over(mailgun_accounts,
+                                                                mailgun_server):
+    a, b = mailgun_accounts
+    mailgun_server.fail(429, domain="mg.other.com", retry_after=120)
+    message = send_campaign()
+    assert (message.status, message.account, message.attempts) == (Status.SENT, b, 1)
+    assert tried(message) == [("A", "throttled"), ("B", "sent")]
+    assert message.history.first().code == 429
+    a.refresh_from_db()
+    assert a.is_paused and "429" in a.pause_reason
+    assert timedelta(seconds=115) < a.paused_until - timezone.now() <= timedelta(seconds=120)
+
+
+def test_a_mailgun_429_without_retry_after_pauses_for_the_backoff_and_mail_waits(
+        mailgun_accounts, mailgun_server):
+    a, b = mailgun_accounts
+    b.is_active = False
+    b.save()
+    mailgun_server.fail(429)
+    message = send_campaign()
+    a.refresh_from_db()
+    assert timedelta(seconds=55) < a.paused_until - timezone.now() <= timedelta(seconds=60)
+    assert (message.status, message.account, message.attempts) == (Status.QUEUED, a, 0)
+    assert message.next_attempt_at == a.paused_until
+    assert f"“A” is paused until {timezone.localtime(a.paused_until):%H:%M}" in message.last_error
