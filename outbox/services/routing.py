@@ -56,6 +56,13 @@ def take(account, rest):
     return reservation.granted
 
 
+def take_one(account):
+    """Reserve one send of `account` outside the outbox (a test email). Returns None when it
+    may go now, else the sentence saying which limit holds it and until when."""
+    reservation = limits.reserve(account, 1)
+    return None if reservation.granted else _limit_note(account, reservation)
+
+
 def _limit_note(account, reservation):
     return (f"“{account.name}” is at its {reservation.limit_name} limit until "
             f"{_hhmm(reservation.opens_at)}.")  # fmt: skip

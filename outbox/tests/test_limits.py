@@ -12,6 +12,7 @@ from outbox import services
 from outbox.models import Attempt, OutboundMessage
 from outbox.services import limits
 from smtp_accounts.models import TestEmail
+from smtp_accounts.services import deliver_test_email, request_test_email
 from smtp_accounts.tests.fixtures.worker import wait_until
 
 REDIS_URL = "redis://127.0.0.1:6379/4"
@@ -186,3 +187,28 @@ def test_two_worker_processes_send_exactly_the_limit_per_window(
     wait_until(next_five, message="the next window's 5")
     assert len(smtp_server.messages) == 10
     assert not OutboundMessage.objects.filter(status=Status.FAILED).exists()
+
+
+@pytest.mark.parametrize("where", ["in_redis", "in_database"])
+def test_a_test_email_counts_toward_the_limits(where, request, smtp_server, smtp_account_for):
+    request.getfixturevalue(where)
+    account = smtp_account_for(smtp_server, max_per_minute=2)
+    limits.reserve(account, 0)  # a log in use (in Redis: seeded before the test was sent)
+    test = request_test_email(account, to="me@example.com")
+    deliver_test_email(test.pk)
+    assert len(smtp_server.messages) == 1
+    assert limits.reserve(account, 5).granted == 1  # the test took one of the 2
+
+
+@pytest.mark.parametrize("where", ["in_redis", "in_database"])
+def test_at_its_limit_a_test_email_waits_for_the_window(where, request, smtp_server,
+                                                         smtp_account_for):
+    request.getfixturevalue(where)
+    account = smtp_account_for(smtp_server, max_per_minute=1)
+    sent(account, timedelta(seconds=10))
+    test = request_test_email(account, to="me@example.com")
+    deliver_test_email(test.pk)
+    test.refresh_from_db()
+    assert not smtp_server.messages and test.status == TestEmail.Status.FAILED
+    assert f"“{account.name}” is at its per-minute limit until" in test.error
+    assert test.error.endswith("Send the test again after that.")

@@ -1,7 +1,8 @@
-"""`smtp_accounts.services.send_email`, kept for the CRM's callers.
+"""`smtp_accounts.services.send_email`, kept for the CRM's callers, and the limits' count of
+test emails.
 
-The outbox app owns sending and imports smtp_accounts, never the reverse; this function is
-the one allowed reverse reference (outbox/tests/test_layout.py fails on any other). It imports
+The outbox app owns sending and imports smtp_accounts, never the reverse; this module holds
+the only reverse references (outbox/tests/test_layout.py fails on any other). It imports
 lazily, at call time, so importing smtp_accounts never imports outbox.
 """
 
@@ -11,3 +12,13 @@ def send_email(**fields):
     from outbox.services.enqueue import send_email as outbox_send_email
 
     return outbox_send_email(**fields)
+
+
+def reserve_send(account):
+    """Count one test email of `account` against its sending limits, which count test emails
+    too (DESIGN.md) and live with the outbox's history. Returns None when it may go now, else
+    the sentence saying which limit holds it and until when. Raises redis.RedisError when
+    the limits' Redis cannot be reached."""
+    from outbox.services.routing import take_one
+
+    return take_one(account)

@@ -27,6 +27,7 @@ from ..models import SmtpAccount, TestEmail
 from ..senders import ConfigurationError, SendError, get_sender
 from ..validators import validate_header_safe
 from .accounts import lock_account
+from .sending import reserve_send
 
 __all__ = [
     "CODE_LIFETIME",
@@ -132,6 +133,8 @@ def deliver_test_email(test_id):
         return
     code = f"{secrets.randbelow(10**6):06d}"
     try:
+        if held := reserve_send(test.account):  # a test email counts toward the limits
+            return _record_failure(test, f"{held} Send the test again after that.")
         with get_sender(test.account) as sender:
             sender.send(_compose(test, code))
     except (ConfigurationError, UndecryptableSecret) as err:

@@ -12,6 +12,7 @@ from smtp_accounts.senders import (
     ConfigurationError,
     PermanentFailure,
     TemporaryFailure,
+    Throttled,
     get_sender,
 )
 from smtp_accounts.senders.smtp import tls_context
@@ -160,13 +161,15 @@ def test_drop_during_data_is_temporary_and_the_next_send_reconnects(
     assert smtp_server.connections == 2
 
 
-def test_421_greeting_is_temporary(smtp_greeting_server, smtp_account_for):
+def test_421_greeting_is_throttling(smtp_greeting_server, smtp_account_for):
+    # Exchange's answer to a 4th connection at once: the account pauses, mail fails over.
     server = smtp_greeting_server("421 4.3.2 Too many connections, try later")
     account = smtp_account_for(server)
 
-    with pytest.raises(TemporaryFailure) as failure:
+    with pytest.raises(Throttled) as failure:
         send_one(account)
 
+    assert failure.value.before_data
     assert failure.value.reason == (
         f"127.0.0.1:{server.port} is not accepting mail right now "
         "(421 4.3.2 Too many connections, try later)."
