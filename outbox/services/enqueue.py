@@ -112,6 +112,21 @@ def enqueue_jobs(rows):
     return [pk for pk in pks if pk not in set(refused)]
 
 
+def wake_at(rows, moment):
+    """Enqueue the delivery of queued rows, given as in enqueue_jobs, for `moment` (a Celery
+    eta), without marking them enqueued: a wake-up at a window's opening, sooner than the
+    scheduler's next tick. The tick stays the guarantee (it enqueues them too if it comes
+    first: the claim makes the second task find nothing), so a lost wake-up loses nothing.
+    Inline (no broker) there is no later: the tick of the next request takes them."""
+    if is_inline():
+        return
+    for name, arg in {_delivery(*row) for row in rows}:
+        try:
+            _task(name).apply_async((arg,), eta=moment)
+        except OperationalError as err:
+            logger.warning("Could not enqueue %s(%s) for later: %s", name, arg, err)
+
+
 def enqueue_batch(account_id):
     """Enqueue the batch sender of one account (campaign queue) now.
 

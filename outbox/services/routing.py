@@ -21,7 +21,7 @@ from smtp_accounts.services.accounts import pause_account, route
 from .. import policy
 from ..models import Attempt, OutboundMessage
 from . import history, limits
-from .enqueue import enqueue_jobs
+from .enqueue import enqueue_jobs, wake_at
 
 logger = logging.getLogger(__name__)
 Status = OutboundMessage.Status
@@ -46,9 +46,10 @@ def take(account, rest):
     unsent `rest`, just before they are handed to the server, so a limit holds at the
     server and not only at the claim. Returns how many may go now; 0 after handing `rest`
     over."""
-    # A chunk's sends trail its reservation, so the server may see one chunk early in a
-    # window: keep it to 1/20 of the smallest limit (1 for Exchange's 30 a minute).
-    chunk = max(1, min(policy.LIMIT_CHUNK, min(account.limits.values()) // 20))
+    # A chunk's sends trail its reservation, so the server may see up to one chunk per
+    # worker process early in a window: keep it to 1/100 of the smallest limit (1 below 200,
+    # so Exchange's 30 a minute), a Redis call per message only where limits are tight.
+    chunk = max(1, min(policy.LIMIT_CHUNK, min(account.limits.values()) // 100))
     wanted = min(len(rest), chunk)
     reservation = limits.reserve(account, wanted, claimed=[m.pk for m in rest])
     if not reservation.granted:
@@ -110,8 +111,13 @@ def move(messages, taker, note):
 
 def wait(messages, account, note):
     """Queue claimed, unsent `messages` again, due when the first account of the route may
-    send; `note` says which account and until when."""
-    _requeue(messages, next_attempt_at=_first_opening(account), last_error=note)
+    send; `note` says which account and until when. An opening before the scheduler's next
+    tick gets a wake-up at that moment: under a per-minute limit, waiting for the tick
+    (every SWEEP_INTERVAL) would leave the account idle for up to a third of each minute."""
+    opens = _first_opening(account)
+    _requeue(messages, next_attempt_at=opens, last_error=note)
+    if opens - timezone.now() < timedelta(seconds=policy.SWEEP_INTERVAL):
+        wake_at([(m.pk, account.pk, m.account_type) for m in messages], opens)
 
 
 def successor(account):
