@@ -46,6 +46,9 @@ LOST_AFTER = timedelta(seconds=settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibil
 
 # --- Connections -----------------------------------------------------------------------------
 IDLE_SECONDS = 30  # a kept connection unused this long is closed
+# Mail of an account whose *Connections at once* are all open elsewhere asks again this soon
+# (seconds): a batch holds its connection for a minute at most (BATCH_TIME_BUDGET).
+CONNECTION_WAIT = 5
 
 # --- Retention -------------------------------------------------------------------------------
 RETENTION_CHUNK = 1000  # message ids per DELETE: no statement locks the table for long

@@ -14,7 +14,8 @@ from .validators import normalize_domain, normalize_hostname
 # Exchange Online 30 a minute and 10,000 a day). Yahoo and Comcast publish none.
 PRESETS = {
     "gmail": ("Gmail", "smtp.gmail.com", {"max_per_day": 500}),
-    "outlook": ("Outlook", "smtp-mail.outlook.com", {"max_per_minute": 30, "max_per_day": 10000}),
+    "outlook": ("Outlook", "smtp-mail.outlook.com",
+                {"max_per_minute": 30, "max_per_day": 10000, "max_connections": 3}),
     "yahoo": ("Yahoo", "smtp.mail.yahoo.com", {}),
     "comcast": ("Comcast", "smtp.comcast.net", {}),
 }
@@ -74,6 +75,8 @@ class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
             "max_per_hour": LIMIT_HELP + "Counted over any 60 minutes, by every worker together.",
             "max_per_day": LIMIT_HELP + "Gmail blocks an account for up to 24 hours past about "
                            "500 a day (Workspace: 2,000).",
+            "max_connections": LIMIT_HELP + "Open at once by every worker together; Exchange "
+                               "Online refuses a 4th.",
         }
 
     def __init__(self, *args, user=None, **kwargs):

@@ -25,7 +25,7 @@ from smtp_accounts.senders import (
 from .. import policy
 from ..models import OutboundMessage
 from . import claim, events, history, routing
-from .connections import CannotOpen, KeptConnection
+from .connections import CannotOpen
 from .enqueue import message_as_email
 
 logger = logging.getLogger(__name__)
@@ -62,8 +62,9 @@ def deliver_claimed(messages, *, reuse_connection=False):
         reason = f"The account “{account.name}” is not active and verified; waiting for it."
         recorder.fail_all(messages, TemporaryFailure(reason))
     elif admitted := routing.admit(account, messages):  # the rest went on or wait queued
-        with KeptConnection(account, keep=reuse_connection) as connection:
-            _send_each(connection, admitted, recorder)
+        with routing.connection(account, admitted, keep=reuse_connection) as connection:
+            if connection is not None:  # else every allowed connection is open elsewhere
+                _send_each(connection, admitted, recorder)
     recorder.save()
     logger.info("Account %s: %s", getattr(account, "pk", None), recorder.summary())
     return recorder.counts["put back"] > 0

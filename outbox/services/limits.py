@@ -15,11 +15,16 @@ Redis may come back empty (a restart without persistence, a flush): the script t
 emails) before the grant, so a day's count never starts again from zero. Reservations made
 but not yet recorded as sent when Redis emptied are the only ones that can be missed.
 Without a broker the database history is the log itself, read under a lock on the account.
+
+*Connections at once* are slots in a second sorted set per account (a member per open
+connection, scored by when its lease ends, so a dead worker's slot frees itself). Without a
+broker mail goes out from the web process itself, and the cap is not counted.
 """
 
 import math
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -30,9 +35,11 @@ from django.utils import timezone
 
 from smtp_accounts.models import SmtpAccount, TestEmail
 
+from .. import policy
 from ..models import Attempt, OutboundMessage
 
 KEY = "smtp-accounts:limits:{pk}"  # the log; KEY + ":seeded" holds the longest window seeded
+SLOTS_KEY = "smtp-accounts:connections:{pk}"
 # The log and its marker outlive the longest window by this much (seconds) after the last
 # reservation: a rebuild from the history misses sends not recorded yet (saved in groups,
 # see policy.SAVE_SECONDS), so it must happen only when Redis lost the log, not when an
@@ -89,6 +96,16 @@ return 1
 """
 
 
+# KEYS: slots. ARGV: now_ms, lease_ms, max, member. Returns 1 when `member` got a slot.
+SLOT_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class Reservation:
     granted: int  # how many messages may be handed to the server now
@@ -126,18 +143,39 @@ def reserve(account, n, *, claimed=()):
     return _reserve_in_database(account, n, limits, claimed)
 
 
+@contextmanager
+def connection_slot(account):
+    """Hold one of the account's *Connections at once* while a task's connection is open.
+    Yields True, or False when other workers hold every one. The slot is let go at exit, or
+    after policy.LEASE if its worker died. Yields True where nothing is counted: no cap, or
+    no broker. Raises redis.RedisError when a configured Redis cannot be reached."""
+    if not account.max_connections or not settings.SMTP_ACCOUNTS_LIMITS_REDIS_URL:
+        yield True
+        return
+    client, *_scripts, slot_script = _redis()
+    key, member = SLOTS_KEY.format(pk=account.pk), uuid.uuid4().hex
+    lease = _ms(policy.LEASE.total_seconds())
+    held = bool(slot_script(keys=[key], args=[_ms(time.time()), lease, account.max_connections,
+                                              member]))  # fmt: skip
+    try:
+        yield held
+    finally:
+        if held:
+            client.zrem(key, member)
+
+
 # --- Redis ---------------------------------------------------------------------------------
 
 _clients = {}
 
 
 def _redis():
-    """(client, reserve script, seed script) per process and URL, made on first use. The
-    scripts go by their SHA (EVALSHA), not their text, on every call but the first."""
+    """(client, reserve script, seed script, slot script) per process and URL, made on first
+    use. The scripts go by their SHA (EVALSHA), not their text, on every call but the first."""
     url = settings.SMTP_ACCOUNTS_LIMITS_REDIS_URL
     if url not in _clients:
         client = redis.Redis.from_url(url)
-        scripts = (client.register_script(RESERVE_SCRIPT), client.register_script(SEED_SCRIPT))
+        scripts = [client.register_script(s) for s in (RESERVE_SCRIPT, SEED_SCRIPT, SLOT_SCRIPT)]
         _clients[url] = (client, *scripts)
     return _clients[url]
 

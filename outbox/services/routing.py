@@ -11,6 +11,7 @@ as an attempt: a pause or a limit never makes a message fail.
 """
 
 import logging
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.db.models import F
@@ -21,6 +22,7 @@ from smtp_accounts.services.accounts import pause_account, route
 from .. import policy
 from ..models import Attempt, OutboundMessage
 from . import history, limits
+from .connections import KeptConnection
 from .enqueue import enqueue_jobs, wake_at
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,25 @@ def admit(account, messages):
         hand_over(messages, account, _limit_note(account, at_limit))
         return []
     return messages
+
+
+@contextmanager
+def connection(account, messages, *, keep):
+    """The KeptConnection to send the admitted `messages` on, within the account's
+    *Connections at once*; None when other workers hold every one, after handing `messages`
+    over (to the next account of the route, else to wait a few seconds)."""
+    with limits.connection_slot(account) as held:
+        if not held:
+            note = (f"“{account.name}” has every connection it may open in use "
+                    f"({account.max_connections} at once); waiting for one to close.")
+            soon = timezone.now() + timedelta(seconds=policy.CONNECTION_WAIT)
+            hand_over(messages, account, note, not_before=soon)
+            yield None
+            return
+        # A capped account's connection is not kept between tasks: idle, it would hold a
+        # slot that another worker's mail is waiting for.
+        with KeptConnection(account, keep=keep and not account.max_connections) as kept:
+            yield kept
 
 
 def take(account, rest):
@@ -91,14 +112,14 @@ def throttle_backoff(account):
     return min(policy.THROTTLE_BACKOFF_CAP, policy.THROTTLE_BACKOFF_BASE * 2 ** min(doublings, 12))
 
 
-def hand_over(messages, account, note):
+def hand_over(messages, account, note, *, not_before=None):
     """Give claimed, unsent `messages` of `account` to the next account of its route with
     room (see move), else queue them again until the route opens (see wait). Returns the
     account that took them, or None."""
     if (taker := successor(account)) is not None:
         move(messages, taker, note)
     else:
-        wait(messages, account, note)
+        wait(messages, account, note, not_before=not_before)
     return taker
 
 
@@ -109,12 +130,13 @@ def move(messages, taker, note):
     enqueue_jobs([(m.pk, taker.pk, m.account_type) for m in messages])
 
 
-def wait(messages, account, note):
+def wait(messages, account, note, *, not_before=None):
     """Queue claimed, unsent `messages` again, due when the first account of the route may
-    send; `note` says which account and until when. An opening before the scheduler's next
-    tick gets a wake-up at that moment: under a per-minute limit, waiting for the tick
-    (every SWEEP_INTERVAL) would leave the account idle for up to a third of each minute."""
-    opens = _first_opening(account)
+    send (not before `not_before`, if given); `note` says which account and until when. An
+    opening before the scheduler's next tick gets a wake-up at that moment: under a
+    per-minute limit, waiting for the tick (every SWEEP_INTERVAL) would leave the account
+    idle for up to a third of each minute."""
+    opens = max(_first_opening(account), not_before or timezone.now())
     _requeue(messages, next_attempt_at=opens, last_error=note)
     if opens - timezone.now() < timedelta(seconds=policy.SWEEP_INTERVAL):
         wake_at([(m.pk, account.pk, m.account_type) for m in messages], opens)

@@ -16,6 +16,7 @@ from smtp_accounts.services import deliver_test_email, request_test_email
 from smtp_accounts.tests.fixtures.worker import wait_until
 
 REDIS_URL = "redis://127.0.0.1:6379/4"
+Status = OutboundMessage.Status
 
 
 @pytest.fixture
@@ -171,7 +172,6 @@ def test_two_worker_processes_send_exactly_the_limit_per_window(
         for n in range(12):
             services.send_email(account_type="system", to=[f"r{n}@example.com"],
                                 subject="News", body="Hello")
-    Status = OutboundMessage.Status
     waiting = OutboundMessage.objects.filter(status=Status.QUEUED, enqueued_at__isnull=True)
     wait_until(lambda: waiting.count() == 7, message="7 messages held back by the limit")
     assert len(smtp_server.messages) == 5  # not 10: the two workers share one count
@@ -212,3 +212,41 @@ def test_at_its_limit_a_test_email_waits_for_the_window(where, request, smtp_ser
     assert not smtp_server.messages and test.status == TestEmail.Status.FAILED
     assert f"“{account.name}” is at its per-minute limit until" in test.error
     assert test.error.endswith("Send the test again after that.")
+
+
+def test_with_every_connection_in_use_elsewhere_mail_goes_to_the_next_account_or_waits(
+        in_redis, smtp_server, smtp_ssl_server, smtp_account_for):
+    a = smtp_account_for(smtp_server, name="A", priority=1, max_connections=1,
+                         verified_at=timezone.now())
+    with limits.connection_slot(a) as held:  # another worker's connection to A
+        assert held
+        waiting = services.send_email(account_type="system", to=["ann@example.com"],
+                                      subject="Invoice", body="Hello")
+        services.deliver_message(waiting.pk)
+        waiting.refresh_from_db()
+        b = smtp_account_for(smtp_ssl_server, name="B", priority=2, verified_at=timezone.now())
+        moved = services.send_email(account_type="system", to=["bob@example.com"],
+                                    subject="Invoice", body="Hello")
+        services.deliver_message(moved.pk)
+        moved.refresh_from_db()
+    assert not smtp_server.messages
+    assert (waiting.status, waiting.account, waiting.attempts) == (Status.QUEUED, a, 0)
+    assert "“A” has every connection it may open in use (1 at once)" in waiting.last_error
+    assert timezone.now() < waiting.next_attempt_at <= timezone.now() + timedelta(seconds=5)
+    assert (moved.status, moved.account, len(smtp_ssl_server.messages)) == (Status.SENT, b, 1)
+
+    OutboundMessage.objects.filter(pk=waiting.pk).update(next_attempt_at=timezone.now())
+    services.deliver_message(waiting.pk)  # the other worker let its connection go
+    waiting.refresh_from_db()
+    assert (waiting.status, len(smtp_server.messages)) == (Status.SENT, 1)
+
+
+def test_a_dead_workers_connection_slot_frees_itself(in_redis, make_account, settings):
+    account = make_account(max_connections=1)
+    in_redis.zadd(limits.SLOTS_KEY.format(pk=account.pk), {"dead-worker": 0})  # lease over
+    with limits.connection_slot(account) as held:
+        assert held
+        with limits.connection_slot(account) as second:
+            assert not second
+    with limits.connection_slot(account) as again:
+        assert again

@@ -96,6 +96,25 @@ def test_system_mail_goes_out_while_every_campaign_process_is_busy(
     assert len(campaign_sink.received) == len(campaign)
 
 
+def test_two_processes_open_no_more_connections_than_the_account_allows(
+    start_celery_worker, sink, make_account
+):
+    held_sink, port = sink(delay=0)
+    sink_account(make_account, port, max_connections=1)  # Exchange allows 3; here 1
+    start_celery_worker(queues=["campaigns"], concurrency=2)
+
+    held_sink.hold()  # the first batch sends its first message and waits in the sink
+    campaign = send("campaigns", count=2 * policy.BATCH_SIZE + 50)
+    waiting = OutboundMessage.objects.filter(last_error__contains="every connection it may open")
+    wait_until(waiting.exists, message="the second batch to find the connection taken")
+    assert held_sink.held == 1  # not 2: the other process did not connect
+    assert "(1 at once); waiting for one to close." in waiting.first().last_error
+
+    held_sink.release()
+    wait_until(all_sent(len(campaign)), timeout=60, message="the campaign to be sent")
+    assert len(held_sink.received) == len(campaign)
+
+
 def test_django_send_mail_is_delivered_by_a_worker(
     settings, smtp_server, smtp_account_for, celery_worker_process
 ):
@@ -178,10 +197,10 @@ def sink(smtp_test_settings):
         controller.stop()
 
 
-def sink_account(make_account, port, account_type="campaigns"):
+def sink_account(make_account, port, account_type="campaigns", **fields):
     return make_account(
         account_type=account_type, host="127.0.0.1", port=port, security="none",
-        username="", password="", verified_at=timezone.now(),
+        username="", password="", verified_at=timezone.now(), **fields,
     )  # fmt: skip
 
 

@@ -141,7 +141,10 @@ def limits_summary(account):
     """`30 a minute, 10000 a day`, or `none`."""
     limits = [(account.max_per_minute, "minute"), (account.max_per_hour, "hour"),
               (account.max_per_day, "day")]
-    return ", ".join(f"{n} a {unit}" for n, unit in limits if n) or "none"
+    said = [f"{n} a {unit}" for n, unit in limits if n]
+    if account.max_connections:
+        said.append(f"{account.max_connections} connections at once")
+    return ", ".join(said) or "none"
 
 
 def details(pairs):

@@ -40,7 +40,7 @@ NAME_TAKEN = "An account with this name exists (names are unique ignoring case).
 
 
 # Routing: which account of a type sends first, and how much it may send (blank = no limit).
-ROUTING_FIELDS = ("priority", "max_per_minute", "max_per_hour", "max_per_day")
+ROUTING_FIELDS = ("priority", "max_per_minute", "max_per_hour", "max_per_day", "max_connections")
 # The limits' windows in seconds, by field: never more than N in any such window.
 LIMIT_WINDOWS = {"max_per_minute": 60, "max_per_hour": 3600, "max_per_day": 86400}
 
@@ -135,6 +135,8 @@ class SmtpAccount(models.Model):
     max_per_minute = _limit_field("Messages per minute")
     max_per_hour = _limit_field("Messages per hour")
     max_per_day = _limit_field("Messages per day")
+    # Open connections to the server from every worker together (Exchange Online: 3).
+    max_connections = _limit_field("Connections at once")
     # Set by delivery when the server throttles (421, quota replies, Mailgun 429): the account
     # sends nothing until then, and the list says why.
     paused_until = models.DateTimeField("Paused until", null=True, blank=True, editable=False)

@@ -690,6 +690,9 @@ def test_create_and_update_take_priority_and_limits(make_account):
     account.refresh_from_db()
     assert (account.priority, account.max_per_minute, account.max_per_day) == (2, None, 10000)
     assert "Limits:       10000 a day" in run("show", "Desk")
+    # Not in the JSON, whose keys are a contract: `show` prints it with the limits.
+    assert "max_connections" not in run("update", "Desk", "--max-connections", "3", "--json")
+    assert "Limits:       10000 a day, 3 connections at once" in run("show", "Desk")
 
 
 @pytest.mark.parametrize("args", [("--priority", "-1"), ("--max-per-day", "lots")])

@@ -56,13 +56,14 @@ def test_a_bad_number_is_an_error_beside_the_field(admin_client, field, value):
     assert "app-password-1" not in response.content.decode()
 
 
-@pytest.mark.parametrize("preset, limits", [("gmail", (None, 500)), ("outlook", (30, 10000)),
-                                            ("yahoo", (None, None))])
+@pytest.mark.parametrize("preset, limits", [("gmail", (None, 500, None)),
+                                            ("outlook", (30, 10000, 3)),
+                                            ("yahoo", (None, None, None))])
 def test_a_preset_fills_the_providers_limits(admin_client, preset, limits):
     data = {**INTERNAL, "preset": preset, "host": "", "port": ""}
     assert admin_client.post(CREATE, data).status_code == 302
     account = SmtpAccount.objects.get(name="Support desk")
-    assert (account.max_per_minute, account.max_per_day) == limits
+    assert (account.max_per_minute, account.max_per_day, account.max_connections) == limits
 
 
 def test_a_limit_typed_with_a_preset_wins(admin_client):

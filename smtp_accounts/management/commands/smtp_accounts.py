@@ -20,7 +20,7 @@ from smtp_accounts.management import output
 from smtp_accounts.management.audited import AuditedCommandMixin
 from smtp_accounts.management.base import SafeCommand
 from smtp_accounts.models import AccountType, AuthMethod, SmtpAccount
-from smtp_accounts.models.account import LIMIT_WINDOWS
+from smtp_accounts.models.account import ROUTING_FIELDS
 
 FORM_FIELDS = SmtpAccountForm.Meta.fields
 
@@ -94,6 +94,9 @@ class Command(AuditedCommandMixin, SafeCommand):
                              ("max_per_day", "day")):
             parser.add_argument("--" + field.replace("_", "-"), dest=field, type=whole_number,
                                 metavar="N", help=f"Messages per {label}; 0 clears the limit")
+        parser.add_argument("--max-connections", dest="max_connections", type=whole_number,
+                            metavar="N", help="Connections at once (every worker together); "
+                            "0 clears the limit")
         parser.add_argument(
             "--password-stdin", action="store_true",
             help="read the password from the first line of stdin (never give it as an argument)",
@@ -237,7 +240,7 @@ class Command(AuditedCommandMixin, SafeCommand):
         """Validate with SmtpAccountForm (the web page's rules) and save. Raises CommandError."""
         data = model_to_dict(account, fields=FORM_FIELDS)
         data.update({f: options[f] for f in FORM_FIELDS if options.get(f) is not None})
-        for field in LIMIT_WINDOWS:
+        for field in ROUTING_FIELDS[1:]:  # the limits
             if data.get(field) == 0:  # 0 clears a limit, as a blank field does on the page
                 data[field] = ""
         if options["password_stdin"]:
