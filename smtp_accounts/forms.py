@@ -75,8 +75,8 @@ class SmtpAccountForm(BounceMailboxFields, forms.ModelForm):
             "max_per_hour": LIMIT_HELP + "Counted over any 60 minutes, by every worker together.",
             "max_per_day": LIMIT_HELP + "Gmail blocks an account for up to 24 hours past about "
                            "500 a day (Workspace: 2,000).",
-            "max_connections": LIMIT_HELP + "Open at once by every worker together; Exchange "
-                               "Online refuses a 4th.",
+            "max_connections": LIMIT_HELP + "Counted over every worker together; Exchange "
+                               "Online allows 3 per mailbox.",
         }
 
     def __init__(self, *args, user=None, **kwargs):

@@ -88,6 +88,7 @@ def test_presets_fill_the_limits_and_a_paused_row_says_why(logged_in_page, width
     expect(page.get_by_label("Messages per minute")).to_have_value("30")
     expect(page.get_by_label("Messages per day")).to_have_value("10000")
     expect(page.get_by_label("Messages per hour")).to_have_value("")
+    expect(page.get_by_label("Connections at once")).to_have_value("3")
     page.get_by_label("Messages per hour").fill("0")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_text("Enter 1 or more, or leave it blank for no limit.")).to_be_visible()
