@@ -226,3 +226,21 @@ def test_a_mailgun_429_without_retry_after_pauses_for_the_backoff_and_mail_waits
     assert (message.status, message.account, message.attempts) == (Status.QUEUED, a, 0)
     assert message.next_attempt_at == a.paused_until
     assert f"“A” is paused until {timezone.localtime(a.paused_until):%H:%M}" in message.last_error
+
+
+def test_a_campaign_past_the_daily_limit_sends_the_limit_and_waits_with_the_reason(
+        accounts, smtp_server):
+    a, b, c = accounts
+    for other in (b, c):
+        other.is_active = False
+        other.save()
+    a.max_per_day = 20  # a 2,000-a-day Gmail account, at 1/100 scale
+    a.save()
+    rows = [send(to=[f"reader{n}@example.com"]) for n in range(50)]
+    statuses = OutboundMessage.objects.values_list("status", flat=True)
+    assert sorted(set(statuses)) == [Status.QUEUED, Status.SENT]
+    assert (statuses.filter(status=Status.SENT).count(), len(smtp_server.messages)) == (20, 20)
+    waiting = OutboundMessage.objects.get(pk=rows[-1].pk)
+    opens = timezone.localtime(waiting.next_attempt_at)
+    assert waiting.last_error == f"“A” is at its daily limit until {opens:%H:%M}."
+    assert timedelta(hours=23) < waiting.next_attempt_at - timezone.now() <= timedelta(days=1)
