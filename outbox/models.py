@@ -180,9 +180,9 @@ class Suppression(models.Model):
             models.UniqueConstraint(Lower("email"), name="outbox_suppression_email_ci"),
         )
 
+    def __str__(self):
+        return f"{self.email} ({self.reason})"
+
     def save(self, *args, **kwargs):
         self.email = normalize_address(self.email)
         super().save(*args, **kwargs)
-
-    def __str__(self):
-        return f"{self.email} ({self.reason})"

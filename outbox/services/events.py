@@ -105,9 +105,15 @@ def _matching(provider_message_id, recipient):
     )
     if not recipient:
         return list(messages)
-    # The database narrows (text search in the JSON lists); the exact check is below.
-    near = Q(to__icontains=recipient) | Q(cc__icontains=recipient) | Q(bcc__icontains=recipient)
-    return [message for message in messages.filter(near) if is_for(message, recipient)]
+    return [message for message in mentioning(messages, recipient) if is_for(message, recipient)]
+
+
+def mentioning(messages, recipient):
+    """`messages` narrowed by the database to those whose recipients' text contains
+    `recipient` (any case): a superset; is_for makes the exact check."""
+    return messages.filter(
+        Q(to__icontains=recipient) | Q(cc__icontains=recipient) | Q(bcc__icontains=recipient)
+    )
 
 
 def is_for(message, recipient):
