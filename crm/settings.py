@@ -295,5 +295,6 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "mail.log": {"level": "WARNING"},  # aiosmtpd (dev inbox): a line per connection
+        "flufl.bounce": {"level": "WARNING"},  # a line per detector per bounce read
     },
 }

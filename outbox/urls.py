@@ -1,6 +1,6 @@
 """The outbox's URLs, included at the site's root by crm/urls.py: the Mail Log and
-Suppressions under System Settings, and Mailgun's tracking webhook (its address is Mailgun's configuration, so it
-stays where anymail serves it)."""
+Suppressions under System Settings, and Mailgun's tracking webhook (its address is Mailgun's
+configuration, so it stays where anymail serves it)."""
 
 from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 from django.urls import path

@@ -125,7 +125,7 @@ def screen(messages):
         if not dropped:
             going.append(message)
             continue
-        reason = "Not sent to " + "; ".join(describe(s) for s in dropped) + "."
+        reason = "Not sent to a suppressed address: " + "; ".join(map(describe, dropped)) + "."
         results = [{"email": s.email, "outcome": "suppressed", "code": None, "reason": describe(s)}
                    for s in dropped]  # fmt: skip
         entries.append(history.attempt(message, Attempt.Outcome.SUPPRESSED, reason=reason,

@@ -226,7 +226,8 @@ def test_a_permanent_bounce_suppresses_the_address_and_tells_the_sender_once(
     django_capture_on_commit_callbacks,
 ):  # fmt: skip
     with django_capture_on_commit_callbacks(execute=True):  # the notice goes out inline
-        assert post_event(mailgun, bounce(sent_message, recipient="Ann@Example.com")).status_code == 200
+        response = post_event(mailgun, bounce(sent_message, recipient="Ann@Example.com"))
+    assert response.status_code == 200
 
     suppression = Suppression.objects.get()
     assert (suppression.email, suppression.reason) == ("ann@example.com", "bounce")
