@@ -40,7 +40,7 @@ def suppress(email, reason, *, note="", message=None):
             )
     except IntegrityError:  # another bounce of the same address won the race
         return Suppression.objects.get(email=address), False
-    logger.info("Suppressed %s (%s)", address, reason)
+    logger.debug("Suppressed %s (%s)", address, reason)
     return suppression, True
 
 
@@ -52,7 +52,7 @@ def unsuppress(email):
     if suppression is None:
         raise SuppressionNotFound(f"{address[:254]!r} is not on the suppression list.")
     suppression.delete()
-    logger.info("Removed %s from the suppression list", address)
+    logger.debug("Removed %s from the suppression list", address)
     return suppression
 
 
