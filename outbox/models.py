@@ -177,7 +177,11 @@ class Suppression(models.Model):
         constraints = (
             # Unique ignoring case even for a row written around save() (an UPDATE, a
             # bulk_create): the database, not only the service, says one address, one row.
-            models.UniqueConstraint(Lower("email"), name="outbox_suppression_email_ci"),
+            models.UniqueConstraint(
+                Lower("email"), name="outbox_suppression_email_ci",
+                violation_error_message="This address is already on the suppression list "
+                "(addresses are compared ignoring case).",
+            ),  # fmt: skip
         )
 
     def __str__(self):

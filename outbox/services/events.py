@@ -86,7 +86,10 @@ def apply_event(messages, event_type, *, recipient="", detail="", source="Mailgu
                                        recipients=results))  # fmt: skip
     history.record_attempts(entries)
     if entries and suppression and recipient:
-        suppressions.suppress(recipient, suppression, note=detail, message=entries[0].message)
+        try:
+            suppressions.suppress(recipient, suppression, note=detail, message=entries[0].message)
+        except ValueError:  # a bounce may name an address we never sent to (a forward)
+            logger.warning("Not suppressed, not an email address: %r", recipient[:100])
     return entries
 
 
