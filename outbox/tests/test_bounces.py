@@ -7,28 +7,16 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
-from outbox import services, tasks
+from outbox import services
 from outbox.models import OutboundMessage, Suppression
 
 Status = OutboundMessage.Status
 POSTFIX_ID = "<c3a97e1f02b4@crm.example.com>"  # the Message-ID inside postfix_user_unknown.eml
 
 
-@pytest.fixture
-def account(smtp_server, imap_server, smtp_account_for):
-    """A ready System account on aiosmtpd whose bounce mailbox is the Dovecot."""
-    account = smtp_account_for(
-        smtp_server, name="Relay", verified_at=timezone.now(), bounce_host=imap_server.host,
-        bounce_port=imap_server.port, bounce_username=imap_server.username,
-    )  # fmt: skip
-    account.set_bounce_password(imap_server.password)
-    account.save()
-    return account
-
-
 def send(to, subject="Your order has shipped"):
+    """Send a System message to `to` through aiosmtpd; returns it, sent."""
     message = services.send_email(account_type="system", to=[to], subject=subject, body="Hi")
     services.deliver_message(message.pk)
     message.refresh_from_db()
@@ -43,7 +31,7 @@ def fetch(*args):
 
 
 def test_a_bounce_fails_its_message_suppresses_the_address_and_stops_the_next_send(
-    account, smtp_server, imap_server
+    bounce_relay, smtp_server, imap_server
 ):
     other = send("ann@example.net", subject="Welcome")
     message = send("gone@example.net")
@@ -66,8 +54,8 @@ def test_a_bounce_fails_its_message_suppresses_the_address_and_stops_the_next_se
     # Flagged read, never deleted; the person's auto-reply is left for the people.
     assert imap_server.unseen() == ["Automatic reply: Your invoice for November"]
     assert imap_server.count() == 2
-    account.refresh_from_db()
-    assert account.bounce_error == "" and account.bounce_checked_at is not None
+    bounce_relay.refresh_from_db()
+    assert bounce_relay.bounce_error == "" and bounce_relay.bounce_checked_at is not None
 
     assert fetch("Relay") == "Relay: 0 bounces read.\n"  # nothing is applied twice
     assert message.history.filter(outcome="bounced").count() == 1
@@ -82,7 +70,7 @@ def test_a_bounce_fails_its_message_suppresses_the_address_and_stops_the_next_se
 
 
 def test_a_bounce_without_the_original_message_id_is_matched_by_recipient(
-    account, imap_server
+    bounce_relay, imap_server
 ):
     older = send("left.company@example.com", subject="Renewal reminder")
     newer = send("left.company@example.com", subject="Renewal reminder")
@@ -98,7 +86,7 @@ def test_a_bounce_without_the_original_message_id_is_matched_by_recipient(
     )
 
 
-def test_a_delay_is_a_history_entry_only(account, imap_server):
+def test_a_delay_is_a_history_entry_only(bounce_relay, imap_server):
     message = send("slow@example.com", subject="Meeting notes")
     original = "<7e55d0c2a913@crm.example.com>"  # the Message-ID inside the sample
     imap_server.deliver("postfix_delayed.eml", **{original: message.provider_message_id})
@@ -112,7 +100,7 @@ def test_a_delay_is_a_history_entry_only(account, imap_server):
 
 
 def test_a_bounce_of_mail_the_crm_did_not_send_is_flagged_and_changes_nothing(
-    account, imap_server
+    bounce_relay, imap_server
 ):
     imap_server.deliver("exchange_recipient_not_found.eml")
 
@@ -122,7 +110,7 @@ def test_a_bounce_of_mail_the_crm_did_not_send_is_flagged_and_changes_nothing(
     assert imap_server.unseen() == [] and not Suppression.objects.exists()
 
 
-def test_an_unreachable_mailbox_is_a_clear_error_kept_on_the_account(account, settings):
+def test_an_unreachable_mailbox_is_a_clear_error_kept_on_the_account(bounce_relay, settings):
     settings.SMTP_ACCOUNTS_ALLOWED_NETWORKS = []  # netguard now refuses 127.0.0.1
 
     with pytest.raises(CommandError) as caught:
@@ -130,28 +118,5 @@ def test_an_unreachable_mailbox_is_a_clear_error_kept_on_the_account(account, se
 
     assert str(caught.value).startswith("Relay: ") and "\n" not in str(caught.value)
     assert "127.0.0.1 is a loopback address" in str(caught.value)
-    account.refresh_from_db()
-    assert "127.0.0.1 is a loopback address" in account.bounce_error
-
-
-def test_beats_task_reads_every_mailbox(account, imap_server, make_account, settings):
-    make_account(name="No mailbox")
-    message = send("gone@example.net")
-    imap_server.deliver("postfix_user_unknown.eml", **{POSTFIX_ID: message.provider_message_id})
-    schedule = settings.CELERY_BEAT_SCHEDULE["poll-bounce-mailboxes"]
-    assert schedule["task"] == "outbox.tasks.poll_bounce_mailboxes"
-    assert schedule["schedule"] == settings.SMTP_ACCOUNTS_BOUNCE_POLL_SECONDS
-
-    tasks.poll_bounce_mailboxes.delay()  # no broker: the tasks run here
-
-    message.refresh_from_db()
-    assert message.status == Status.FAILED and imap_server.unseen() == []
-
-
-def test_beats_task_survives_an_unreadable_mailbox(account, settings):
-    settings.SMTP_ACCOUNTS_ALLOWED_NETWORKS = []
-
-    assert tasks.fetch_bounces.delay(account.pk).get() == 0
-
-    account.refresh_from_db()
-    assert "loopback" in account.bounce_error
+    bounce_relay.refresh_from_db()
+    assert "127.0.0.1 is a loopback address" in bounce_relay.bounce_error
