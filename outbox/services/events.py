@@ -136,7 +136,10 @@ def _reason(event_type, recipient, detail, source):
 
 
 def _already_recorded(message, outcome, reason):
-    # The notice's sentence may follow the event's own reason: compare the start.
+    # Same outcome, same words: Mailgun re-sent a webhook it got no 200 for, or a bounce was
+    # read twice. (Two deferrals with the very same reply collapse into one entry; the
+    # history loses nothing an admin acts on.) The notice's sentence may follow the event's
+    # own reason: compare the start.
     return Attempt.objects.filter(message=message, outcome=outcome,
                                   reason__startswith=reason).exists()  # fmt: skip
 

@@ -101,11 +101,16 @@ def suppression_as_dict(suppression):
 
 
 def describe(suppression):
-    """The suppression in a sentence for a history entry or a page."""
+    """The suppression in a sentence for a history entry or a command."""
+    return f"{suppression.email} is on the suppression list {_since(suppression)}"
+
+
+def _since(suppression):
+    """ "since 2026-12-02 09:14 (it bounced)" """
     since = timezone.localtime(suppression.created_at).strftime("%Y-%m-%d %H:%M")
     why = {Reason.BOUNCE: "it bounced", Reason.COMPLAINT: "its owner complained (spam)",
            Reason.MANUAL: "an admin added it"}[suppression.reason]  # fmt: skip
-    return f"{suppression.email} is on the suppression list since {since} ({why})"
+    return f"since {since} ({why})"
 
 
 def screen(messages):
@@ -126,8 +131,8 @@ def screen(messages):
             going.append(message)
             continue
         reason = "Not sent to a suppressed address: " + "; ".join(map(describe, dropped)) + "."
-        results = [{"email": s.email, "outcome": "suppressed", "code": None, "reason": describe(s)}
-                   for s in dropped]  # fmt: skip
+        results = [{"email": s.email, "outcome": "suppressed", "code": None,
+                    "reason": _since(s)} for s in dropped]  # fmt: skip
         entries.append(history.attempt(message, Attempt.Outcome.SUPPRESSED, reason=reason,
                                        recipients=results))  # fmt: skip
         if message.to or message.cc or message.bcc:

@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from outbox.models import Suppression
 from outbox.services import suppressions
+from smtp_accounts.services import send_email
 from smtp_accounts.tests.fixtures.browser import screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -63,3 +64,21 @@ def test_a_bounced_address_is_listed_and_removed(logged_in_page, live_server, ma
     expect(page.locator("[data-suppression]")).to_have_count(2)
     shots(page, "suppressions-removed")
     assert not Suppression.objects.filter(email="gone.forever@example.org").exists()
+
+
+def test_a_message_to_a_suppressed_address_says_why_it_was_not_sent(
+    logged_in_page, live_server, smtp_server, smtp_account_for
+):
+    page = logged_in_page
+    smtp_account_for(smtp_server, name="System relay", verified_at=timezone.now())
+    suppressions.suppress("gone.forever@example.org", "bounce", note="550 5.1.1 User unknown")
+    message = send_email(account_type="system", to=["gone.forever@example.org"],
+                         subject="Your password was changed", body="Hi")  # fmt: skip
+
+    page.goto(f"{live_server.url}/settings/mail-log/{message.pk}/")
+    expect(page.locator(".page-header .badge")).to_have_text("Failed")
+    expect(page.locator("[data-last-error]")).to_contain_text("on the suppression list")
+    expect(page.locator("[data-attempt]")).to_have_count(1)
+    expect(page.locator("[data-attempt]")).to_contain_text("Suppressed")
+    shots(page, "message-suppressed")
+    assert smtp_server.messages == []

@@ -158,8 +158,8 @@ class Command(SafeCommand):
             suppression, created = suppressions.suppress(
                 email, suppressions.Reason.MANUAL, note=options["reason"]
             )
-            if not created:
-                raise CommandError(f"{suppressions.describe(suppression)}; nothing changed.")
+            if not created:  # the list already says so: as idempotent as suppress() itself
+                return self.stdout.write(f"{suppressions.describe(suppression)}; nothing changed.")
             return self.stdout.write(f"{suppression.email} suppressed: the CRM sends it nothing.")
         removed = suppressions.unsuppress(email)
         self.stdout.write(f"{removed.email} is off the suppression list: mail goes to it again.")
