@@ -77,20 +77,26 @@ def apply_event(messages, event_type, *, recipient="", detail="", source="Mailgu
     results = [{"email": recipient, "outcome": "refused" if fails else "accepted",
                 "code": None, "reason": detail}] if recipient else []  # fmt: skip
     entries = []
-    for message in messages:
-        if _already_recorded(message, outcome, reason):
-            continue  # Mailgun re-sent the webhook, or the mailbox returned the bounce twice
-        told = notices.notify_sender(message, recipient, detail) if fails and _fail(
-            message, reason) else ""  # fmt: skip
-        entries.append(history.attempt(message, outcome, reason=reason + told,
-                                       recipients=results))  # fmt: skip
-    history.record_attempts(entries)
-    if entries and suppression and recipient:
-        try:
-            suppressions.suppress(recipient, suppression, note=detail, message=entries[0].message)
-        except ValueError:  # a bounce may name an address we never sent to (a forward)
-            logger.warning("Not suppressed, not an email address: %r", recipient[:100])
+    with transaction.atomic():  # the row, its history and the suppression change together
+        for message in messages:
+            if _already_recorded(message, outcome, reason):
+                continue  # Mailgun re-sent the webhook, or the mailbox gave the bounce twice
+            told = ""
+            if fails and _fail(message, reason):  # once per message: sent -> failed
+                told = notices.notify_sender(message, recipient, detail)
+            entries.append(history.attempt(message, outcome, reason=reason + told,
+                                           recipients=results))  # fmt: skip
+        history.record_attempts(entries)
+        if entries and suppression and recipient:
+            _suppress(recipient, suppression, detail, entries[0].message)
     return entries
+
+
+def _suppress(recipient, reason, detail, message):
+    try:
+        suppressions.suppress(recipient, reason, note=detail, message=message)
+    except ValueError:  # a bounce may name an address we never sent to (a forward)
+        logger.warning("Not suppressed, not an email address: %r", recipient[:100])
 
 
 def _apply_pending(event):
