@@ -15,13 +15,21 @@ Status = OutboundMessage.Status
 POSTFIX_ID = "<c3a97e1f02b4@crm.example.com>"  # the Message-ID inside postfix_user_unknown.eml
 
 
-def send(to, subject="Your order has shipped"):
-    """Send a System message to `to` through aiosmtpd; returns it, sent."""
-    message = services.send_email(account_type="system", to=[to], subject=subject, body="Hi")
-    services.deliver_message(message.pk)
-    message.refresh_from_db()
-    assert message.status == Status.SENT
-    return message
+@pytest.fixture
+def send(bounce_relay, smtp_server):
+    """send(to, subject) -> a System message sent through aiosmtpd, with `message_id`: the
+    Message-ID the server received (what a bounce quotes back)."""
+
+    def make(to, subject="Your order has shipped"):
+        message = services.send_email(account_type="system", to=[to], subject=subject,
+                                      body="Hi")  # fmt: skip
+        services.deliver_message(message.pk)
+        message.refresh_from_db()
+        assert message.status == Status.SENT
+        message.message_id = smtp_server.messages[-1].message["Message-ID"]
+        return message
+
+    return make
 
 
 def fetch(*args):
@@ -31,11 +39,11 @@ def fetch(*args):
 
 
 def test_a_bounce_fails_its_message_suppresses_the_address_and_stops_the_next_send(
-    bounce_relay, smtp_server, imap_server
+    bounce_relay, send, smtp_server, imap_server
 ):
     other = send("ann@example.net", subject="Welcome")
     message = send("gone@example.net")
-    imap_server.deliver("postfix_user_unknown.eml", **{POSTFIX_ID: message.provider_message_id})
+    imap_server.deliver("postfix_user_unknown.eml", **{POSTFIX_ID: message.message_id})
     imap_server.deliver("out_of_office.eml")
 
     printed = fetch("Relay")
@@ -70,7 +78,7 @@ def test_a_bounce_fails_its_message_suppresses_the_address_and_stops_the_next_se
 
 
 def test_a_bounce_without_the_original_message_id_is_matched_by_recipient(
-    bounce_relay, imap_server
+    bounce_relay, send, imap_server
 ):
     older = send("left.company@example.com", subject="Renewal reminder")
     newer = send("left.company@example.com", subject="Renewal reminder")
@@ -86,10 +94,10 @@ def test_a_bounce_without_the_original_message_id_is_matched_by_recipient(
     )
 
 
-def test_a_delay_is_a_history_entry_only(bounce_relay, imap_server):
+def test_a_delay_is_a_history_entry_only(bounce_relay, send, imap_server):
     message = send("slow@example.com", subject="Meeting notes")
     original = "<7e55d0c2a913@crm.example.com>"  # the Message-ID inside the sample
-    imap_server.deliver("postfix_delayed.eml", **{original: message.provider_message_id})
+    imap_server.deliver("postfix_delayed.eml", **{original: message.message_id})
 
     printed = fetch("Relay")
 

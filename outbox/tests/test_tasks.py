@@ -111,14 +111,14 @@ def test_a_task_is_given_up_for_lost_only_after_redis_would_have_redelivered_it(
         assert task.time_limit == policy.LEASE.total_seconds() < visibility_timeout
 
 
-def test_beats_bounce_poll_reads_every_mailbox(bounce_relay, imap_server, make_account,
-                                               settings):  # fmt: skip
+def test_beats_bounce_poll_reads_every_mailbox(bounce_relay, smtp_server, imap_server,
+                                               make_account, settings):  # fmt: skip
     make_account(name="No mailbox")
     [message] = queue(bounce_relay)
     services.deliver_message(message.pk)
-    message.refresh_from_db()
+    received = smtp_server.messages[-1].message["Message-ID"]
     original = "<c3a97e1f02b4@crm.example.com>"  # the Message-ID inside the sample
-    imap_server.deliver("postfix_user_unknown.eml", **{original: message.provider_message_id})
+    imap_server.deliver("postfix_user_unknown.eml", **{original: received})
     schedule = settings.CELERY_BEAT_SCHEDULE["poll-bounce-mailboxes"]
     assert schedule["task"] == "outbox.tasks.poll_bounce_mailboxes"
     assert schedule["schedule"] == settings.SMTP_ACCOUNTS_BOUNCE_POLL_SECONDS
