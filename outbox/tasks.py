@@ -6,12 +6,16 @@ so a task is never lost; the claim makes a second run send nothing twice. No tas
 itself: a retry is a row's `next_attempt_at`, and the scheduler's tick enqueues it when due.
 """
 
+import logging
+
 from celery import shared_task
 from celery.signals import worker_process_shutdown
 
 from smtp_accounts.bounces import BounceMailboxError
 
 from . import policy, services
+
+logger = logging.getLogger(__name__)
 
 # A task running longer than the row lease could overlap the sweeper's retry of its rows.
 _DELIVERY = {"acks_late": True, "reject_on_worker_lost": True,
@@ -63,8 +67,9 @@ def fetch_bounces(account_id):
         return 0  # deleted, or its mailbox removed, since the poll
     try:
         return len(services.fetch_bounces(account))
-    except BounceMailboxError:
-        return 0  # already on the account and in the log
+    except BounceMailboxError as err:  # kept on the account; the next poll tries again
+        logger.warning("Bounce mailbox of account %s not read: %s", account_id, err.reason)
+        return 0
 
 
 @worker_process_shutdown.connect

@@ -10,7 +10,6 @@ a delay is a history entry. A processed bounce is flagged \\Seen, never deleted;
 matches nothing of ours is flagged too (it would otherwise be read on every poll).
 """
 
-import logging
 from dataclasses import dataclass
 
 from smtp_accounts.bounces import BounceMailboxError, open_bounce_mailbox
@@ -19,7 +18,6 @@ from smtp_accounts.models import Provider, SmtpAccount
 from ..models import OutboundMessage
 from . import events
 
-logger = logging.getLogger(__name__)
 Status = OutboundMessage.Status
 SOURCE = "The receiving mail server"
 
@@ -52,11 +50,9 @@ def fetch_bounces(account):
                 applied += apply_report(account, bounce.report)
                 mailbox.mark_seen(bounce.uid)  # after applying: a crash reads it again
     except BounceMailboxError as err:
-        logger.warning("Bounce mailbox of account %s: %s", account.pk, err.reason)
-        account.record_bounce_check(err.reason)
+        account.record_bounce_check(err.reason)  # the caller says it (a command's one line)
         raise
     account.record_bounce_check("")
-    logger.info("Bounce mailbox of account %s: %d failure(s) read", account.pk, len(applied))
     return applied
 
 

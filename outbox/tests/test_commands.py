@@ -265,6 +265,33 @@ def test_the_real_command_line_prints_suppressions_as_json(tmp_path, seeded):
     assert json.loads(manage(tmp_path, "mail_log", "suppressions", "list", "--json").stdout) == []
 
 
+MAILBOX = """
+from smtp_accounts.models import SmtpAccount
+account = SmtpAccount(name="Inbox relay", account_type="system", email="crm@example.com",
+    host="smtp.example.com", port=587, bounce_host="127.0.0.1", bounce_port=9,
+    bounce_username="bounces@example.com")
+account.set_bounce_password("Imap-Secret-77")
+account.save()
+"""
+
+
+def test_the_real_command_line_says_in_one_line_why_a_mailbox_cannot_be_read(
+    migrated, tmp_path
+):
+    seeded = manage(tmp_path, "shell", "--no-imports", "--command", MAILBOX)
+    assert seeded.returncode == 0, seeded.stderr
+
+    result = manage(tmp_path, "mail_log", "fetch_bounces")
+
+    assert result.returncode == 1 and result.stdout == "" and "Traceback" not in result.stderr
+    # netguard's own log line (a refused address is a security event) may precede it.
+    [line] = [line for line in result.stderr.splitlines() if "netguard" not in line]
+    assert line.startswith("CommandError: Inbox relay: ") and "loopback" in line
+    assert "Imap-Secret-77" not in result.stderr
+    shown = manage(tmp_path, "smtp_accounts", "show", "Inbox relay")
+    assert "last read" in shown.stdout and "loopback" in shown.stdout  # kept on the account
+
+
 @pytest.mark.parametrize(
     ("args", "code", "error"),
     [
