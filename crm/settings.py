@@ -276,6 +276,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 24 * 60 * 60.0,
         "options": {"expires": 60 * 60},
     },
+    "poll-bounce-mailboxes": {
+        "task": "outbox.tasks.poll_bounce_mailboxes",
+        "schedule": float(SMTP_ACCOUNTS_BOUNCE_POLL_SECONDS),
+        # A poll that waited longer than its interval is replaced by the next one.
+        "options": {"expires": SMTP_ACCOUNTS_BOUNCE_POLL_SECONDS},
+    },
 }
 
 # --- Logging --------------------------------------------------------------------------------
@@ -289,5 +295,6 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "mail.log": {"level": "WARNING"},  # aiosmtpd (dev inbox): a line per connection
+        "flufl.bounce": {"level": "WARNING"},  # a line per detector per bounce read
     },
 }

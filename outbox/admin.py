@@ -1,8 +1,9 @@
-"""The Django admin shows the outbox read-only: mail is queued by send_email, never by hand."""
+"""The Django admin shows the outbox read-only (mail is queued by send_email, never by hand)
+and the suppression list, which an admin may add to and remove from."""
 
 from django.contrib import admin
 
-from .models import Attempt, OutboundMessage
+from .models import Attempt, OutboundMessage, Suppression
 
 
 class AttemptInline(admin.TabularInline):
@@ -30,3 +31,13 @@ class OutboundMessageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # mail is queued by send_email, never by hand
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    list_display = ("email", "reason", "created_at", "message")
+    list_filter = ("reason",)
+    list_select_related = ("message",)
+    search_fields = ("email", "note")
+    raw_id_fields = ("message",)  # a select of every message would load the whole outbox
+    readonly_fields = ("created_at",)

@@ -1,4 +1,5 @@
-"""The Mail Log's filters (GET) and the Retry failed confirmation (POST)."""
+"""The Mail Log's filters (GET), the Retry failed confirmation (POST) and the Suppressions
+search (GET)."""
 
 from django import forms
 
@@ -46,3 +47,20 @@ class RetryFailedForm(forms.Form):
     account = forms.ModelChoiceField(
         SmtpAccount.objects.all(), required=False, widget=forms.HiddenInput
     )
+
+
+class SuppressionSearchForm(forms.Form):
+    """`q`: text in an address or its note, any case."""
+
+    q = forms.CharField(
+        required=False,
+        max_length=254,
+        label="Search",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Search addresses"}),
+    )
+
+    def query(self):
+        """The cleaned search text, or "" when there is none or it is not valid."""
+        if not self.is_valid():
+            return ""
+        return self.cleaned_data["q"].replace("\x00", "").strip()

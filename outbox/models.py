@@ -1,12 +1,14 @@
 """The outbox: every message the CRM sends, its delivery state and its history.
 
 Nothing is lost silently: each try is an Attempt row, and a Mailgun event that arrives before
-its message is recorded as sent waits as a PendingEvent.
+its message is recorded as sent waits as a PendingEvent. A Suppression is an address the CRM
+no longer sends to.
 """
 
 import uuid
 
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 
@@ -144,3 +146,47 @@ class PendingEvent(models.Model):
 
     def __str__(self):
         return f"{self.event_type} for {self.provider_message_id}"
+
+
+def normalize_address(address):
+    """An address as suppressions store and compare it: stripped and lower case, so
+    "Ann@Example.com" and "ann@example.com" are one address."""
+    return str(address).strip().lower()
+
+
+class Suppression(models.Model):
+    """An address the CRM no longer sends to: it bounced for good, complained, or an admin
+    added it. A send drops it (services/suppressions.py); Remove lets mail go to it again."""
+
+    class Reason(models.TextChoices):
+        BOUNCE = "bounce", "Bounce"
+        COMPLAINT = "complaint", "Complaint"
+        MANUAL = "manual", "Manual"
+
+    email = models.CharField("Email", max_length=254)  # stored lower case (normalize_address)
+    reason = models.CharField("Reason", max_length=10, choices=Reason.choices)
+    note = models.TextField("Note", blank=True)  # the bounce's reason, or the admin's words
+    message = models.ForeignKey(
+        OutboundMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name="Message",
+    )  # fmt: skip
+    created_at = models.DateTimeField("Since", default=timezone.now)
+
+    class Meta:
+        ordering = ("-created_at", "-pk")
+        constraints = (
+            # Unique ignoring case even for a row written around save() (an UPDATE, a
+            # bulk_create): the database, not only the service, says one address, one row.
+            models.UniqueConstraint(
+                Lower("email"), name="outbox_suppression_email_ci",
+                violation_error_message="This address is already on the suppression list "
+                "(addresses are compared ignoring case).",
+            ),  # fmt: skip
+        )
+
+    def __str__(self):
+        return f"{self.email} ({self.reason})"
+
+    def save(self, *args, **kwargs):
+        self.email = normalize_address(self.email)
+        super().save(*args, **kwargs)

@@ -6,10 +6,16 @@ so a task is never lost; the claim makes a second run send nothing twice. No tas
 itself: a retry is a row's `next_attempt_at`, and the scheduler's tick enqueues it when due.
 """
 
+import logging
+
 from celery import shared_task
 from celery.signals import worker_process_shutdown
 
+from smtp_accounts.bounces import BounceMailboxError
+
 from . import policy, services
+
+logger = logging.getLogger(__name__)
 
 # A task running longer than the row lease could overlap the sweeper's retry of its rows.
 _DELIVERY = {"acks_late": True, "reject_on_worker_lost": True,
@@ -42,6 +48,28 @@ def sweep_outbox():
 def prune_messages():
     """Delete sent and failed mail older than SMTP_ACCOUNTS_LOG_RETENTION_DAYS (daily)."""
     return services.prune_messages(older_than=policy.retention())
+
+
+@shared_task
+def poll_bounce_mailboxes():
+    """Beat's bounce poll: one fetch_bounces task per account with a bounce mailbox, so a
+    slow mailbox holds up no other."""
+    for account_id in services.accounts_with_mailbox().values_list("pk", flat=True):
+        fetch_bounces.delay(account_id)
+
+
+@shared_task
+def fetch_bounces(account_id):
+    """Read one account's bounce mailbox and apply its bounces. An unreadable mailbox is
+    kept on the account (its last read's error), not retried here: the next poll tries."""
+    account = services.accounts_with_mailbox().filter(pk=account_id).first()
+    if account is None:
+        return 0  # deleted, or its mailbox removed, since the poll
+    try:
+        return len(services.fetch_bounces(account))
+    except BounceMailboxError as err:  # kept on the account; the next poll tries again
+        logger.warning("Bounce mailbox of account %s not read: %s", account_id, err.reason)
+        return 0
 
 
 @worker_process_shutdown.connect

@@ -1,20 +1,26 @@
-"""The Mail Log pages: the list, one message, Retry and Retry failed. Thin views over
-services.log (reads) and services.retry (writes)."""
+"""The Mail Log pages: the list, one message, Retry and Retry failed; and the Suppressions
+page with Remove. Thin views over services.log (reads), services.retry and
+services.suppressions."""
+
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.views.generic import DetailView, FormView, ListView, View
+from django.views.generic import DeleteView, DetailView, FormView, ListView, View
 
 from smtp_accounts.views.paging import LastPageMixin
 
-from .forms import MailLogFilterForm, RetryFailedForm
-from .services import log, retry
+from .forms import MailLogFilterForm, RetryFailedForm, SuppressionSearchForm
+from .models import Suppression
+from .services import log, retry, suppressions
 
 VIEW = "outbox.view_outboundmessage"
 CHANGE = "outbox.change_outboundmessage"
+VIEW_SUPPRESSION = "outbox.view_suppression"
+DELETE_SUPPRESSION = "outbox.delete_suppression"
 
 
 class MailLogView(PermissionRequiredMixin, LastPageMixin, ListView):
@@ -118,3 +124,40 @@ class RetryFailedView(PermissionRequiredMixin, FormView):
 
     def form_invalid(self, form):
         raise Http404("No SMTP account has that id.")
+
+
+class SuppressionListView(PermissionRequiredMixin, LastPageMixin, ListView):
+    """The addresses the CRM no longer sends to, newest first, 50 a page; `q` searches."""
+
+    permission_required = VIEW_SUPPRESSION
+    paginate_by = 50
+    template_name = "outbox/suppression_list.html"
+
+    def get_queryset(self):
+        self.search_form = SuppressionSearchForm(self.request.GET)
+        return suppressions.filter_suppressions(self.search_form.query())
+
+    def get_context_data(self, **kwargs):
+        query = self.search_form.query()
+        return super().get_context_data(
+            search_form=self.search_form, query=query,
+            query_string=urlencode({"q": query}) if query else "", **kwargs,
+        )  # fmt: skip
+
+
+class SuppressionDeleteView(PermissionRequiredMixin, DeleteView):
+    """GET asks first; POST removes the address from the list (mail goes to it again)."""
+
+    permission_required = DELETE_SUPPRESSION
+    model = Suppression
+    template_name = "outbox/suppression_confirm_delete.html"
+
+    def get_success_url(self):
+        return reverse("outbox:suppressions")
+
+    def form_valid(self, form):
+        email = self.object.email
+        response = super().form_valid(form)
+        messages.success(self.request, f"{email} is off the suppression list: the CRM sends "
+                                       "to it again.")  # fmt: skip
+        return response

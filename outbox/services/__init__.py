@@ -1,10 +1,12 @@
 """The delivery engine's actions, used by tasks, the backend, webhooks and commands.
 
 enqueue (write rows, enqueue their delivery) · claim · deliver · connections (kept open per
-account) · history (Attempt rows) · events (provider webhooks) · sweep (the scheduler's
+account) · history (Attempt rows) · events (provider webhooks, bounces) · suppressions ·
+notices (Undelivered, to the sender) · bounces (bounce mailboxes) · sweep (the scheduler's
 tick) · retention (prune old mail).
 """
 
+from .bounces import accounts_with_mailbox, fetch_bounces
 from .claim import claim_batch, claim_message
 from .connections import close_connections
 from .deliver import deliver_claimed, deliver_message, retry_delay
@@ -14,6 +16,7 @@ from .retention import prune_messages
 from .sweep import sweep_outbox
 
 __all__ = [
+    "accounts_with_mailbox",
     "apply_pending_events",
     "claim_batch",
     "claim_message",
@@ -22,6 +25,7 @@ __all__ = [
     "deliver_message",
     "enqueue_batch",
     "enqueue_message",
+    "fetch_bounces",
     "is_inline",
     "message_as_email",
     "prune_messages",

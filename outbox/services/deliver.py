@@ -24,7 +24,7 @@ from smtp_accounts.senders import (
 
 from .. import policy
 from ..models import OutboundMessage
-from . import claim, events, history, routing
+from . import claim, events, history, routing, suppressions
 from .connections import CannotOpen
 from .enqueue import message_as_email
 
@@ -48,9 +48,11 @@ def deliver_claimed(messages, *, reuse_connection=False):
     """Send claimed messages of one account on one connection and record each outcome.
 
     Returns True when some were put back unsent (the time budget ran out: enqueue their
-    account's batch again), else False. Send errors never escape: each ends up on its row
-    and in its history, and a configuration problem also on the account.
+    account's batch again), else False. Suppressed recipients are dropped first (one query
+    for the batch; a message left with none fails). Send errors never escape: each ends up
+    on its row and in its history, and a configuration problem also on the account.
     """
+    messages = suppressions.screen(messages)  # suppressed recipients never reach a server
     if not messages:
         return False
     account = messages[0].account

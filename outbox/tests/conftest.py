@@ -1,5 +1,5 @@
-"""Fixtures of the outbox tests: ready accounts, messages with a history, and users with
-the message permissions (the Mail Log)."""
+"""Fixtures of the outbox tests: ready accounts (one with a bounce mailbox), messages with a
+history, and users with the message permissions (the Mail Log)."""
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -55,3 +55,15 @@ def ready(smtp_server, smtp_account_for):
         return smtp_account_for(smtp_server, account_type=account_type, **fields)
 
     return make
+
+
+@pytest.fixture
+def bounce_relay(smtp_server, imap_server, smtp_account_for):
+    """A ready System account "Relay" on aiosmtpd whose bounce mailbox is the Dovecot."""
+    account = smtp_account_for(
+        smtp_server, name="Relay", verified_at=timezone.now(), bounce_host=imap_server.host,
+        bounce_port=imap_server.port, bounce_username=imap_server.username,
+    )  # fmt: skip
+    account.set_bounce_password(imap_server.password)
+    account.save()
+    return account

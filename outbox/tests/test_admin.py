@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from outbox import services
-from outbox.models import Attempt, OutboundMessage
+from outbox.models import Attempt, OutboundMessage, Suppression
 
 LIST = reverse("admin:outbox_outboundmessage_changelist")
 
@@ -46,3 +46,17 @@ def test_a_message_shows_its_history_and_cannot_be_made_by_hand(admin_client, ma
     page = admin_client.get(reverse("admin:outbox_outboundmessage_change", args=[row.pk]))
     assert page.status_code == 200 and "4.3.0 Try again later" in page.content.decode()
     assert admin_client.get(reverse("admin:outbox_outboundmessage_add")).status_code == 403
+
+
+def test_an_admin_adds_a_suppression_in_any_case_and_it_is_stored_once(admin_client):
+    add = reverse("admin:outbox_suppression_add")
+    fields = {"email": "Ann@Example.org", "reason": "manual", "note": "asked by phone"}
+
+    assert admin_client.post(add, fields).status_code == 302
+    again = admin_client.post(add, {**fields, "email": "ANN@example.ORG"})
+
+    assert again.status_code == 200  # refused beside the field, not a 500
+    assert "already on the suppression list" in again.content.decode()
+    assert list(Suppression.objects.values_list("email", flat=True)) == ["ann@example.org"]
+    page = admin_client.get(reverse("admin:outbox_suppression_changelist"), {"q": "ann@"})
+    assert "ann@example.org" in page.content.decode()

@@ -16,7 +16,9 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from outbox.models import OutboundMessage
+from outbox.services import suppressions
 
+SUPPRESSION_KEYS = {"email", "reason", "note", "created_at", "message"}
 MESSAGE_KEYS = {"id", "account", "account_type", "from_email", "to", "subject", "status",
                 "attempts", "last_error", "created_at", "sent_at"}  # fmt: skip
 HISTORY_KEYS = {"at", "account", "outcome", "code", "reason"}
@@ -111,6 +113,33 @@ def test_prune_dry_run_changes_nothing(relay, make_message):
     assert run("prune", "--older-than", "0").startswith("Removed 1 ")
     assert list(OutboundMessage.objects.values_list("status", flat=True)) == ["queued"]
     assert not OutboundMessage.objects.filter(pk=recent.pk).exists()
+
+
+def test_suppressions_add_list_and_remove(relay, make_message):
+    assert run("suppressions", "list") == "No address is suppressed.\n"
+    assert run("suppressions", "add", "Ann@Example.org", "--reason", "asked by phone") == (
+        "ann@example.org suppressed: the CRM sends it nothing.\n"
+    )
+    message = make_message(relay, to=["gone@example.org"])
+    suppressions.suppress("gone@example.org", "bounce", note="550 5.1.1", message=message)
+    lines = run("suppressions", "list").splitlines()
+    assert lines[0].split() == ["Email", "Reason", "Since", "Message", "Note"]
+    assert lines[2].split()[:2] == ["gone@example.org", "bounce"] and str(message.pk) in lines[2]
+    assert "asked by phone" in lines[3]
+    again = run("suppressions", "add", "ANN@example.org", "--reason", "twice")
+    assert again.startswith("ann@example.org is on the suppression list since ")
+    assert again.endswith("(an admin added it); nothing changed.\n")
+    assert run("suppressions", "remove", "ann@EXAMPLE.org") == (
+        "ann@example.org is off the suppression list: mail goes to it again.\n"
+    )
+    assert [s["email"] for s in json.loads(run("suppressions", "list", "--json"))] == [
+        "gone@example.org"
+    ]
+
+
+def test_fetch_bounces_without_mailboxes_says_so(relay):
+    assert run("fetch_bounces") == "No account has a bounce mailbox.\n"
+    assert fails("fetch_bounces", "Relay") == "The account 'Relay' has no bounce mailbox."
 
 
 # --- a real manage.py ------------------------------------------------------------------------
@@ -220,6 +249,49 @@ def test_the_real_command_line_retries_and_prunes(tmp_path, seeded):
     assert json.loads(empty.stdout) == []
 
 
+def test_the_real_command_line_prints_suppressions_as_json(tmp_path, seeded):
+    sent_id, failed_id = seeded
+    added = manage(tmp_path, "mail_log", "suppressions", "add", "b@example.org", "--reason",
+                   "Left the company")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    listed = manage(tmp_path, "mail_log", "suppressions", "list", "--json")
+    [suppression] = json.loads(listed.stdout)
+    assert set(suppression) == SUPPRESSION_KEYS
+    assert suppression["email"] == "b@example.org" and suppression["reason"] == "manual"
+    assert suppression["note"] == "Left the company" and suppression["message"] is None
+    assert timezone.datetime.fromisoformat(suppression["created_at"]).tzinfo is not None
+    removed = manage(tmp_path, "mail_log", "suppressions", "remove", "b@example.org")
+    assert removed.returncode == 0 and removed.stderr == ""
+    assert json.loads(manage(tmp_path, "mail_log", "suppressions", "list", "--json").stdout) == []
+
+
+MAILBOX = """
+from smtp_accounts.models import SmtpAccount
+account = SmtpAccount(name="Inbox relay", account_type="system", email="crm@example.com",
+    host="smtp.example.com", port=587, bounce_host="127.0.0.1", bounce_port=9,
+    bounce_username="bounces@example.com")
+account.set_bounce_password("Imap-Secret-77")
+account.save()
+"""
+
+
+def test_the_real_command_line_says_in_one_line_why_a_mailbox_cannot_be_read(
+    migrated, tmp_path
+):
+    seeded = manage(tmp_path, "shell", "--no-imports", "--command", MAILBOX)
+    assert seeded.returncode == 0, seeded.stderr
+
+    result = manage(tmp_path, "mail_log", "fetch_bounces")
+
+    assert result.returncode == 1 and result.stdout == "" and "Traceback" not in result.stderr
+    # netguard's own log line (a refused address is a security event) may precede it.
+    [line] = [line for line in result.stderr.splitlines() if "netguard" not in line]
+    assert line.startswith("CommandError: Inbox relay: ") and "loopback" in line
+    assert "Imap-Secret-77" not in result.stderr
+    shown = manage(tmp_path, "smtp_accounts", "show", "Inbox relay")
+    assert "last read" in shown.stdout and "loopback" in shown.stdout  # kept on the account
+
+
 @pytest.mark.parametrize(
     ("args", "code", "error"),
     [
@@ -237,16 +309,20 @@ def test_the_real_command_line_retries_and_prunes(tmp_path, seeded):
          "--older-than: invalid days value (see --help)"),
         (("retry",), 1, "CommandError: Give message ids, or --failed (with --account for one "
          "account)."),
-        (("suppressions", "list"), 2, "mail_log suppressions is not available yet (it comes "
-         "with bounce handling)."),
-        (("fetch_bounces",), 2, "mail_log fetch_bounces is not available yet (it comes with "
-         "bounce handling)."),
+        (("suppressions", "add", "not-an-address"), 1,
+         "CommandError: 'not-an-address' is not a valid email address."),
+        (("suppressions", "remove", "ann@example.org"), 1,
+         "CommandError: 'ann@example.org' is not on the suppression list."),
+        (("suppressions", "purge"), 2, "manage.py mail_log suppressions: error: argument "
+         "ACTION: invalid choice (choose from 'list', 'add', 'remove') (see --help)"),
+        (("fetch_bounces", "Nope"), 1, "CommandError: No SMTP account has the id or name 'Nope'."),
         (("bogus",), 2, "manage.py mail_log: error: argument SUBCOMMAND: invalid choice "
          "(choose from 'list', 'show', 'retry', 'prune', 'suppressions', 'fetch_bounces') (see "
          "--help)"),
     ],
     ids=["no such message", "no such account", "bad status", "bad limit", "no age",
-         "negative age", "nothing to retry", "suppressions later", "bounces later", "bogus"],
+         "negative age", "nothing to retry", "bad address", "not suppressed", "bad action",
+         "no such account to fetch", "bogus"],
 )  # fmt: skip
 def test_the_real_command_line_errors_are_one_line(migrated, tmp_path, args, code, error):
     result = manage(tmp_path, "mail_log", *args)

@@ -7,7 +7,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from outbox import policy, services
-from outbox.models import Attempt, OutboundMessage, PendingEvent
+from outbox.models import Attempt, OutboundMessage, PendingEvent, Suppression
+from outbox.services import suppressions
 
 Status = OutboundMessage.Status
 
@@ -57,3 +58,14 @@ def test_events_whose_message_never_appeared_are_dropped_in_time(db):
     services.prune_messages(timedelta(days=90))
 
     assert list(PendingEvent.objects.values_list("provider_message_id", flat=True)) == ["<new@mg>"]
+
+
+def test_a_suppression_outlives_the_pruned_message_that_caused_it(make_account):
+    account = make_account(verified_at=timezone.now())
+    [old] = aged(account, Status.FAILED, 100)
+    suppressions.suppress("ann@example.com", "bounce", message=OutboundMessage(pk=old))
+
+    services.prune_messages(older_than=timedelta(days=90))
+
+    suppression = Suppression.objects.get()
+    assert suppression.email == "ann@example.com" and suppression.message is None

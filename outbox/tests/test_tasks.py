@@ -109,3 +109,30 @@ def test_a_task_is_given_up_for_lost_only_after_redis_would_have_redelivered_it(
     assert policy.LOST_AFTER.total_seconds() >= visibility_timeout
     for task in (tasks.deliver_message, tasks.deliver_batch):
         assert task.time_limit == policy.LEASE.total_seconds() < visibility_timeout
+
+
+def test_beats_bounce_poll_reads_every_mailbox(bounce_relay, smtp_server, imap_server,
+                                               make_account, settings):  # fmt: skip
+    make_account(name="No mailbox")
+    [message] = queue(bounce_relay)
+    services.deliver_message(message.pk)
+    received = smtp_server.messages[-1].message["Message-ID"]
+    original = "<c3a97e1f02b4@crm.example.com>"  # the Message-ID inside the sample
+    imap_server.deliver("postfix_user_unknown.eml", **{original: received})
+    schedule = settings.CELERY_BEAT_SCHEDULE["poll-bounce-mailboxes"]
+    assert schedule["task"] == "outbox.tasks.poll_bounce_mailboxes"
+    assert schedule["schedule"] == settings.SMTP_ACCOUNTS_BOUNCE_POLL_SECONDS
+
+    tasks.poll_bounce_mailboxes.delay()  # no broker: the tasks run here
+
+    message.refresh_from_db()
+    assert message.status == Status.FAILED and imap_server.unseen() == []
+
+
+def test_fetch_bounces_survives_an_unreadable_mailbox(bounce_relay, settings):
+    settings.SMTP_ACCOUNTS_ALLOWED_NETWORKS = []  # netguard refuses 127.0.0.1 now
+
+    assert tasks.fetch_bounces.delay(bounce_relay.pk).get() == 0
+
+    bounce_relay.refresh_from_db()
+    assert "loopback" in bounce_relay.bounce_error

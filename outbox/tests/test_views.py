@@ -1,12 +1,15 @@
-"""The Mail Log pages as an admin uses them: filters, paging, the message page, Retry."""
+"""The Mail Log pages as an admin uses them: filters, paging, the message page, Retry; and
+the Suppressions page with Remove."""
 
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 from django.utils import timezone
 
-from outbox.models import OutboundMessage
+from outbox.models import OutboundMessage, Suppression
+from outbox.services import suppressions
 
 LIST = reverse("outbox:list")
 RETRY_FAILED = reverse("outbox:retry_failed")
@@ -218,3 +221,90 @@ def test_view_only_user_sees_no_retry_and_cannot_post(client, make_log_user, acc
 def test_menu_links_the_mail_log(admin_client):
     page = admin_client.get(reverse("smtp_accounts:list")).content.decode()
     assert f'href="{LIST}">Mail Log</a>' in page
+
+
+# --- Suppressions -----------------------------------------------------------------------------
+
+SUPPRESSIONS = reverse("outbox:suppressions")
+
+
+def remove_url(suppression):
+    return reverse("outbox:suppression_delete", args=[suppression.pk])
+
+
+@pytest.fixture
+def suppression_user(db):
+    """suppression_user("view", "delete") -> a user with just those Suppression permissions."""
+
+    def make(*actions):
+        name = "desk-" + "-".join(actions or ["none"])
+        user = User.objects.create_user(name, f"{name}@example.com", "pass-123-456")
+        codenames = [f"{action}_suppression" for action in actions]
+        user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+        return user
+
+    return make
+
+
+def test_suppressions_empty_state_says_what_the_list_is_for(admin_client):
+    page = admin_client.get(SUPPRESSIONS).content.decode()
+    assert "No address is suppressed" in page and "bounces for good" in page
+    assert f'href="{SUPPRESSIONS}">Suppressions</a>' in page  # the menu entry
+
+
+def test_suppressions_list_the_columns_with_a_link_to_the_message(admin_client, account,
+                                                                  make_message):  # fmt: skip
+    message = make_message(account, to=["gone@example.org"], subject="Invoice 7")
+    suppressions.suppress("gone@example.org", "bounce", note="550 5.1.1 No such user",
+                          message=message)  # fmt: skip
+    suppressions.suppress("ann@example.org", "manual", note="asked by phone")
+
+    response = admin_client.get(SUPPRESSIONS)
+    page = response.content.decode()
+
+    for column in ("Email", "Reason", "Since", "Message"):
+        assert f'<th scope="col">{column}</th>' in page
+    assert [s.email for s in response.context["object_list"]] == [
+        "ann@example.org", "gone@example.org"]  # fmt: skip
+    assert f'<a href="{reverse("outbox:detail", args=[message.pk])}">Invoice 7</a>' in page
+    assert "550 5.1.1 No such user" in page and "asked by phone" in page
+    assert page.count(">Remove</a>") == 2
+
+
+def test_suppressions_search_and_paging(admin_client):
+    for number in range(55):
+        suppressions.suppress(f"user{number:02}@example.org", "manual")
+    suppressions.suppress("zoe@other.example", "complaint")
+
+    found = admin_client.get(SUPPRESSIONS, {"q": "ZOE@"})
+    assert [s.email for s in found.context["object_list"]] == ["zoe@other.example"]
+    assert "No address matches" in admin_client.get(SUPPRESSIONS, {"q": "nobody"}).content.decode()
+    last = admin_client.get(SUPPRESSIONS, {"page": "99"})  # past the end: the last page
+    assert last.status_code == 200 and len(last.context["object_list"]) == 6
+
+
+def test_remove_asks_first_then_removes_and_says_so(admin_client):
+    suppression, _ = suppressions.suppress("gone@example.org", "bounce")
+
+    confirm = admin_client.get(remove_url(suppression)).content.decode()
+    assert "Remove gone@example.org?" in confirm and "another bounce" in confirm
+    assert Suppression.objects.exists()
+    response = admin_client.post(remove_url(suppression), follow=True)
+
+    assert response.redirect_chain == [(SUPPRESSIONS, 302)]
+    assert "gone@example.org is off the suppression list" in response.content.decode()
+    assert not Suppression.objects.exists()
+    assert admin_client.post(remove_url(suppression)).status_code == 404  # already gone
+
+
+def test_suppression_permissions(client, suppression_user):
+    suppression, _ = suppressions.suppress("gone@example.org", "bounce")
+    assert client.get(SUPPRESSIONS).url.startswith("/accounts/login/")
+    client.force_login(suppression_user())
+    assert client.get(SUPPRESSIONS).status_code == 403
+    client.logout()
+    client.force_login(suppression_user("view"))
+    page = client.get(SUPPRESSIONS).content.decode()
+    assert "gone@example.org" in page and ">Remove</a>" not in page
+    assert client.post(remove_url(suppression)).status_code == 403
+    assert Suppression.objects.exists()

@@ -1,5 +1,7 @@
 """Mailgun's tracking webhook, signed as Mailgun signs it, against mail sent through the
-Mailgun-like server: a bounce fails the message, a forged event changes nothing."""
+Mailgun-like server: a bounce fails the message, suppresses the address and tells the sender
+once; a complaint suppresses; events of a batch reach their own recipient's row; a repeated
+or forged event changes nothing."""
 
 import hashlib
 import hmac
@@ -12,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from outbox import services
-from outbox.models import OutboundMessage, PendingEvent
+from outbox.models import Attempt, OutboundMessage, PendingEvent, Suppression
 from outbox.services import claim
 
 Status = OutboundMessage.Status
@@ -58,20 +60,20 @@ def post_event(client, event_data, key=SIGNING_KEY):
     return client.post(url, json.dumps(payload), content_type="application/json")
 
 
-def event(message, name, **fields):
+def event(message, name, recipient="ann@example.com", **fields):
     """Mailgun's event-data for `message` (its headers carry the id without brackets)."""
     return {
         "event": name, "id": secrets.token_hex(11), "timestamp": time.time(),
-        "recipient": "ann@example.com",
+        "recipient": recipient,
         "message": {"headers": {"message-id": message.provider_message_id.strip("<>"),
-                                "to": "ann@example.com", "subject": "News"}},
+                                "to": recipient, "subject": "News"}},
         **fields,
     }  # fmt: skip
 
 
-def bounce(message, severity="permanent"):
+def bounce(message, severity="permanent", recipient="ann@example.com"):
     delivery_status = {"code": 550, "message": NO_SUCH_USER, "description": "", "attempt-no": 1}
-    return event(message, "failed", severity=severity, reason="bounce",
+    return event(message, "failed", recipient=recipient, severity=severity, reason="bounce",
                  **{"delivery-status": delivery_status})  # fmt: skip
 
 
@@ -207,3 +209,165 @@ def test_delivery_and_deferral_join_the_history(signing_key, sent_message, mailg
 
     outcomes = [a.outcome for a in sent_message.history.all()]
     assert outcomes == ["sent", "delivered", "deferred"]
+
+
+def notices():
+    return OutboundMessage.objects.filter(subject__startswith="Undelivered: ")
+
+
+@pytest.fixture
+def system_account(ready):
+    """The ready System account notices go through (on the aiosmtpd server)."""
+    return ready("system", name="System mail", email="system@example.com")
+
+
+def test_a_permanent_bounce_suppresses_the_address_and_tells_the_sender_once(
+    signing_key, sent_message, mailgun, system_account, smtp_server,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):  # the notice goes out inline
+        response = post_event(mailgun, bounce(sent_message, recipient="Ann@Example.com"))
+    assert response.status_code == 200
+
+    suppression = Suppression.objects.get()
+    assert (suppression.email, suppression.reason) == ("ann@example.com", "bounce")
+    assert suppression.message == sent_message and NO_SUCH_USER in suppression.note
+    notice = notices().get()
+    assert notice.subject == "Undelivered: News" and notice.status == Status.SENT
+    assert notice.to == [sent_message.account.email]  # no Reply-To: the account's Email
+    assert notice.account == system_account
+    [received] = smtp_server.messages
+    assert received.rcpt_tos == [sent_message.account.email]
+    text = received.message.get_body(("plain",)).get_content()
+    assert "could not be delivered to Ann@Example.com" in text and NO_SUCH_USER in " ".join(
+        text.split())
+    bounced = sent_message.history.get(outcome="bounced")
+    assert f"The sender was told: notice {notice.pk} to {sent_message.account.email}." in (
+        bounced.reason)
+
+
+def test_a_repeated_event_changes_nothing(signing_key, sent_message, mailgun, system_account,
+                                          django_capture_on_commit_callbacks):  # fmt: skip
+    same = bounce(sent_message)
+    delivered = event(sent_message, "delivered", **{"delivery-status": {"message": "OK"}})
+    with django_capture_on_commit_callbacks(execute=True):
+        for payload in (delivered, same, delivered, same):  # Mailgun retried both webhooks
+            assert post_event(mailgun, payload).status_code == 200
+
+    assert [a.outcome for a in sent_message.history.all()] == ["sent", "delivered", "bounced"]
+    assert notices().count() == 1 and Suppression.objects.count() == 1
+
+
+def test_the_notice_goes_to_the_reply_to(signing_key, mailgun_server, mailgun_account_for,
+                                         mailgun, system_account):  # fmt: skip
+    account = mailgun_account_for(mailgun_server, verified_at=timezone.now())
+    message = services.enqueue_message(account, to=["ann@example.com"], subject="Your quote",
+                                       body="Hi", reply_to=["sales@example.com"])  # fmt: skip
+    services.deliver_message(message.pk)
+    message.refresh_from_db()
+
+    post_event(mailgun, bounce(message))
+
+    assert notices().get().to == ["sales@example.com"]
+
+
+def test_a_bounced_notice_gets_no_notice(signing_key, mailgun_server, mailgun_account_for,
+                                         mailgun):  # fmt: skip
+    # The System account itself sends through Mailgun: its notices may bounce too.
+    system = mailgun_account_for(mailgun_server, account_type="system", verified_at=timezone.now())
+    campaign = mailgun_account_for(mailgun_server, verified_at=timezone.now())
+    message = services.enqueue_message(campaign, to=["ann@example.com"], subject="News", body="Hi")
+    services.deliver_message(message.pk)
+    message.refresh_from_db()
+    post_event(mailgun, bounce(message))
+    notice = notices().get()
+    assert notice.account == system
+    services.deliver_message(notice.pk)
+    notice.refresh_from_db()
+
+    post_event(mailgun, bounce(notice, recipient=system.email))
+
+    notice.refresh_from_db()
+    assert notice.status == Status.FAILED  # the notice's own bounce is recorded ...
+    assert notices().count() == 1  # ... and answered by no second notice
+
+
+def test_without_a_ready_system_account_the_history_says_no_notice_went(
+    signing_key, sent_message, mailgun
+):
+    assert post_event(mailgun, bounce(sent_message)).status_code == 200
+
+    sent_message.refresh_from_db()
+    assert sent_message.status == Status.FAILED
+    assert "No notice went to the sender: no System Account is active and verified" in (
+        sent_message.history.get(outcome="bounced").reason)
+    assert not notices().exists()
+
+
+def test_a_complaint_suppresses_the_address_and_keeps_the_message_sent(
+    signing_key, sent_message, mailgun, system_account
+):
+    assert post_event(mailgun, event(sent_message, "complained")).status_code == 200
+
+    sent_message.refresh_from_db()
+    assert sent_message.status == Status.SENT
+    suppression = Suppression.objects.get()
+    assert (suppression.email, suppression.reason) == ("ann@example.com", "complaint")
+    assert sent_message.history.filter(outcome="complained").exists()
+    assert not notices().exists()
+
+
+def batch_rows(make_message, account, provider_id, recipients):
+    """Rows of one Mailgun batch call: one recipient each, one shared Mailgun id."""
+    return [make_message(account, to=[address], subject="News", provider_message_id=provider_id)
+            for address in recipients]  # fmt: skip
+
+
+def test_events_of_a_batch_reach_their_own_recipients_row(
+    signing_key, mailgun_server, mailgun_account_for, mailgun, make_message
+):
+    account = mailgun_account_for(mailgun_server, verified_at=timezone.now())
+    ann, bob = batch_rows(make_message, account, "<batch-1@mg.example.com>",
+                         ["ann@example.com", "bob@example.com"])  # fmt: skip
+
+    post_event(mailgun, bounce(ann, recipient="bob@example.com"))
+    post_event(mailgun, event(ann, "delivered", recipient="ann@example.com",
+                              **{"delivery-status": {"message": "OK"}}))  # fmt: skip
+
+    ann.refresh_from_db()
+    bob.refresh_from_db()
+    assert (ann.status, bob.status) == (Status.SENT, Status.FAILED)
+    assert [a.outcome for a in ann.history.all()] == ["delivered"]
+    assert [a.outcome for a in bob.history.all()] == ["bounced"]
+    assert list(Suppression.objects.values_list("email", flat=True)) == ["bob@example.com"]
+
+
+def test_an_early_event_of_a_batch_waits_for_its_own_recipients_row(
+    signing_key, mailgun_server, mailgun_account_for, mailgun, make_message
+):
+    # The batch's rows are saved in groups: Ann's row is recorded, Bob's not yet.
+    account = mailgun_account_for(mailgun_server, verified_at=timezone.now())
+    [ann] = batch_rows(make_message, account, "<batch-2@mg.example.com>", ["ann@example.com"])
+
+    post_event(mailgun, bounce(ann, recipient="bob@example.com"))
+
+    assert PendingEvent.objects.get().recipient == "bob@example.com"  # kept, not Ann's
+    assert not ann.history.exists()
+    [bob] = batch_rows(make_message, account, "<batch-2@mg.example.com>", ["bob@example.com"])
+    services.apply_pending_events(["<batch-2@mg.example.com>"])
+
+    bob.refresh_from_db()
+    assert bob.status == Status.FAILED and NO_SUCH_USER in bob.last_error
+    assert not PendingEvent.objects.exists() and not ann.history.exists()
+    assert Suppression.objects.get().email == "bob@example.com"
+
+
+def test_an_internal_accounts_bounce_gets_no_notice(signing_key, ready, make_message, mailgun):
+    # Its server returns bounces to the account's own mailbox by itself.
+    system = ready("system")
+    message = make_message(system, provider_message_id="<x@example.com>", to=["ann@example.com"])
+
+    post_event(mailgun, bounce(message))
+
+    assert not notices().exists()
+    assert Attempt.objects.get(message=message).outcome == "bounced"

@@ -1,5 +1,6 @@
 """`manage.py mail_log SUBCOMMAND`: the Mail Log from a shell — what went out, what failed
-and why, Retry, and pruning old mail. The work is done by outbox.services, as on the pages.
+and why, Retry, pruning old mail, the suppression list and reading bounce mailboxes. The work
+is done by outbox.services, as on the pages.
 """
 
 import json
@@ -8,14 +9,15 @@ from datetime import timedelta
 from django.core.management.base import CommandError
 
 from outbox.models import OutboundMessage
-from outbox.services import log, retention, retry
+from outbox.services import bounces, log, retention, retry, suppressions
+from smtp_accounts.bounces import BounceMailboxError
 from smtp_accounts.management import output
 from smtp_accounts.management.base import SafeCommand
 from smtp_accounts.models import AccountType
 from smtp_accounts.services import AccountNotFound, find_account
 
 COLUMNS = ("ID", "Date", "Account", "Type", "To", "Subject", "Status", "Attempts")
-LATER = ("suppressions", "fetch_bounces")  # come with the bounces issue
+SUPPRESSION_COLUMNS = ("Email", "Reason", "Since", "Message", "Note")
 
 
 def positive(text):
@@ -51,9 +53,14 @@ class Command(SafeCommand):
             help="age in days, from when a message was created (0: all)",
         )
         prune.add_argument("--dry-run", action="store_true", help="count only; delete nothing")
-        for name in LATER:
-            later = sub.add_parser(name, help="not available yet")
-            later.add_argument("rest", nargs="*", help="(ignored)")
+        self._suppression_options(sub.add_parser(
+            "suppressions", help="addresses the CRM no longer sends to",
+        ))  # fmt: skip
+        fetch = sub.add_parser("fetch_bounces", help="read the bounce mailboxes now")
+        fetch.add_argument(
+            "account", nargs="?", help="the account's id or Account Name (default: every "
+            "account with a bounce mailbox)",
+        )  # fmt: skip
 
     def _list_options(self, parser):
         parser.add_argument("--account", help="the account's id or Account Name")
@@ -73,15 +80,21 @@ class Command(SafeCommand):
         parser.add_argument("--failed", action="store_true", help="every failed message")
         parser.add_argument("--account", help="with --failed: only this account's")
 
+    def _suppression_options(self, parser):
+        actions = self.add_subparsers(parser, dest="action", required=True, metavar="ACTION")
+        listing = actions.add_parser("list", help="the suppressed addresses, newest first")
+        listing.add_argument("--json", action="store_true", help="a JSON array")
+        add = actions.add_parser("add", help="stop sending to an address (reason: manual)")
+        add.add_argument("email", help="the address")
+        add.add_argument("--reason", default="", metavar="R", help="why (kept as its note)")
+        remove = actions.add_parser("remove", help="send to an address again")
+        remove.add_argument("email", help="the address")
+
     def handle(self, *args, subcommand, **options):
-        if subcommand in LATER:
-            self.stderr.write(
-                f"mail_log {subcommand} is not available yet (it comes with bounce handling)."
-            )
-            raise SystemExit(2)
         try:
             getattr(self, f"handle_{subcommand}")(options)
-        except (AccountNotFound, log.MessageNotFound) as err:
+        except (AccountNotFound, log.MessageNotFound, suppressions.SuppressionNotFound,
+                ValueError) as err:  # fmt: skip
             raise CommandError(str(err)) from err
 
     def handle_list(self, options):
@@ -137,6 +150,58 @@ class Command(SafeCommand):
             f"than {options['older_than']} days ago, with their history."
         )
 
+    def handle_suppressions(self, options):
+        action, email = options["action"], options.get("email")
+        if action == "list":
+            return self._list_suppressions(options["json"])
+        if action == "add":
+            suppression, created = suppressions.suppress(
+                email, suppressions.Reason.MANUAL, note=options["reason"]
+            )
+            if not created:  # the list already says so: as idempotent as suppress() itself
+                return self.stdout.write(f"{suppressions.describe(suppression)}; nothing changed.")
+            return self.stdout.write(f"{suppression.email} suppressed: the CRM sends it nothing.")
+        removed = suppressions.unsuppress(email)
+        self.stdout.write(f"{removed.email} is off the suppression list: mail goes to it again.")
+
+    def _list_suppressions(self, as_json):
+        listed = suppressions.filter_suppressions()
+        if as_json:
+            return self._print_json([suppressions.suppression_as_dict(s) for s in listed])
+        if not listed:
+            return self.stdout.write("No address is suppressed.")
+        for line in output.table(SUPPRESSION_COLUMNS, map(suppression_row, listed)):
+            self.stdout.write(line)
+
+    def handle_fetch_bounces(self, options):
+        if options["account"]:
+            accounts = [find_account(options["account"])]
+            if not accounts[0].has_bounce_mailbox:
+                raise CommandError(f"The account {accounts[0].name!r} has no bounce mailbox.")
+        else:
+            accounts = list(bounces.accounts_with_mailbox().order_by("name"))
+            if not accounts:
+                return self.stdout.write("No account has a bounce mailbox.")
+        failures = []
+        for account in accounts:
+            try:
+                self._print_applied(account, bounces.fetch_bounces(account))
+            except BounceMailboxError as err:  # kept on the account too (`smtp_accounts show`)
+                failures.append(f"{account.name}: {output.one_line(err.reason)}")
+        if len(failures) == len(accounts) == 1:
+            raise CommandError(failures[0])
+        for line in failures:
+            self.stderr.write(line)
+        if failures:
+            raise CommandError(f"{len(failures)} of {len(accounts)} bounce mailboxes could not "
+                               "be read (see above).")  # fmt: skip
+
+    def _print_applied(self, account, applied):
+        noun = "bounce" if len(applied) == 1 else "bounces"
+        self.stdout.write(f"{account.name}: {len(applied)} {noun} read.")
+        for entry in applied:
+            self.stdout.write(f"  {applied_line(entry)}")
+
     def _print_json(self, value):
         self.stdout.write(json.dumps(value, indent=2))
 
@@ -161,6 +226,23 @@ def message_details(message):
         ("Attempts", message.attempts), ("Last error", output.one_line(message.last_error) or "-"),
         ("Created", output.when(message.created_at)), ("Sent", output.when(message.sent_at)),
     ]  # fmt: skip
+
+
+def suppression_row(suppression):
+    """One row of `suppressions list`, with the page's columns and the note."""
+    return [
+        suppression.email, suppression.reason, output.when(suppression.created_at),
+        suppression.message_id or "-", _short(output.one_line(suppression.note), 40) or "-",
+    ]  # fmt: skip
+
+
+def applied_line(entry):
+    """What one failure of a bounce did, in a line."""
+    if entry.message is None:
+        return f"{entry.email}: matches no message the CRM sent; flagged read."
+    what = "failed, address suppressed" if entry.permanent else "delayed (history entry)"
+    reason = _short(output.one_line(entry.reason), 80)
+    return f"{entry.email}: message {entry.message.pk} {what}: {reason}"
 
 
 def attempt_line(attempt):
