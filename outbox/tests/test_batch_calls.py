@@ -164,7 +164,9 @@ def test_different_content_goes_in_different_calls(
         ("Spring news", 2), ("Spring news", 2), ("Summer news", 2), ("Summer news", 2)]
 
 
-def test_an_address_queued_twice_goes_in_separate_calls(mailgun_server, mailgun_campaigns, campaign):
+def test_an_address_queued_twice_goes_in_separate_calls(
+    mailgun_server, mailgun_campaigns, campaign
+):
     rows = campaign(["ann@example.com", "bob@example.com", "ANN@example.com"])
 
     calls = mailgun_server.calls()
@@ -190,10 +192,11 @@ def test_one_address_mailgun_refuses_fails_alone_and_the_rest_are_sent(
     assert sorted(delivered) == sorted(by_address)  # each of the others sent exactly once
 
 
+@pytest.mark.parametrize("log", ["in_redis", "in_database"])  # with a broker, and without
 def test_a_batch_takes_only_what_the_limit_allows_and_the_rest_waits(
-    mailgun_server, mailgun_campaigns, campaign, settings
+    mailgun_server, mailgun_campaigns, campaign, log, request
 ):
-    settings.SMTP_ACCOUNTS_LIMITS_REDIS_URL = ""  # no broker: the database is the log
+    request.getfixturevalue(log)
     mailgun_campaigns.max_per_minute = 5
     mailgun_campaigns.save()
 
