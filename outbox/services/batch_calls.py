@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from email.utils import parseaddr
+from itertools import chain
 
 from smtp_accounts.senders import (
     SENDERS,
@@ -52,7 +53,7 @@ def send_batches(connection, messages, recorder, send_each):
     account, done = messages[0].account, set()  # done: ids recorded sent or failed
     batches, singles = plan(messages, policy.MAILGUN_BATCH_SIZE)
     while batches:
-        rest = [m for m in [*(m for b in batches for m in b), *singles] if m.pk not in done]
+        rest = [*chain.from_iterable(batches), *singles]  # unsent, the next batch first
         if time.monotonic() > deadline:
             return recorder.put_back(rest)
         batch = batches.pop(0)
@@ -60,12 +61,12 @@ def send_batches(connection, messages, recorder, send_each):
         if not granted:  # at a limit: routing handed the rest over
             recorder.counts["handed over"] += len(rest)
             return None
-        if granted < len(batch):
+        if granted < len(batch):  # the rest of it waits for the next reservation
             batch, batches = batch[:granted], [batch[granted:], *batches]
         try:
             _call(connection, batch, recorder, done)
         except (CannotOpen, ConfigurationError, Throttled) as err:
-            connection.discard()
+            connection.discard()  # a half of a split batch may have been sent: not those
             return recorder.cannot_send([m for m in rest if m.pk not in done],
                                         getattr(err, "error", err))  # fmt: skip
     if singles:

@@ -237,3 +237,16 @@ def test_a_large_campaign_leaves_in_calls_of_the_policy_batch_size(
     assert [len(call.fields["to"]) for call in calls] == [1000, 1000, 500]
     assert sorted(to for call in calls for to in call.fields["to"]) == sorted(addresses)
     assert OutboundMessage.objects.filter(status=Status.SENT).count() == 2500
+
+
+def test_a_temporary_mailgun_failure_retries_every_row_of_the_call(
+    mailgun_server, mailgun_campaigns, campaign
+):
+    mailgun_server.fail(500)
+
+    rows = campaign(readers(4))
+
+    assert len(mailgun_server.calls()) == 1  # not split: only a refusal for good is
+    assert {(row.status, row.attempts, row.error_kind) for row in rows} == {
+        (Status.QUEUED, 1, "temporary")}  # fmt: skip
+    assert all("Mailgun could not take the message now (500" in row.last_error for row in rows)
