@@ -30,7 +30,7 @@ from smtp_accounts.senders import (
 from .. import policy
 from . import routing
 from .connections import CannotOpen
-from .enqueue import message_as_email, message_id
+from .enqueue import message_as_email, message_id_header
 
 logger = logging.getLogger(__name__)
 
@@ -170,4 +170,4 @@ def _template(message):
 def _recipient(message):
     own = {name: message.headers[name] for name in OWN_HEADERS if name in message.headers}
     return BatchRecipient(message.to[0], message.merge_data,
-                          {"Message-ID": message_id(message), **own})  # fmt: skip
+                          {"Message-ID": message_id_header(message), **own})  # fmt: skip

@@ -114,14 +114,15 @@ def message_as_email(message, *, personalize=True):
     email = EmailMultiAlternatives(
         subject=filled(message.subject), body=filled(message.body_text),
         from_email=message.from_email, to=message.to, cc=message.cc, bcc=message.bcc,
-        reply_to=message.reply_to, headers={"Message-ID": message_id(message), **message.headers},
+        reply_to=message.reply_to,
+        headers={"Message-ID": message_id_header(message), **message.headers},
     )  # fmt: skip
     if message.body_html:
         email.attach_alternative(filled(message.body_html, html=True), "text/html")
     return email
 
 
-def message_id(message):
+def message_id_header(message):
     """The Message-ID header of a row: the same on every try (see message_as_email)."""
     domain = message.from_email.rpartition("@")[2].strip(" >") or "localhost"
     digest = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32]

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from outbox import services
 from outbox.models import OutboundMessage
-from outbox.services.enqueue import message_id
+from outbox.services.enqueue import message_id_header
 
 Status = OutboundMessage.Status
 UNSUBSCRIBE = "https://crm.example.com/unsubscribe/{}"
@@ -66,8 +66,8 @@ def test_each_recipient_keeps_its_own_message_id(mailgun_server, mailgun_campaig
 
     [call] = mailgun_server.calls()
     assert [letter["headers"]["Message-Id"] for letter in call.personal()] == [
-        message_id(row) for row in rows]  # fmt: skip
-    assert len({message_id(row) for row in rows}) == 3
+        message_id_header(row) for row in rows]  # fmt: skip
+    assert len({message_id_header(row) for row in rows}) == 3
 
 
 def test_placeholders_are_filled_by_mailgun_escaped_in_html_and_empty_when_missing(
