@@ -77,6 +77,11 @@ def test_a_bad_address_names_its_line_and_nothing_is_queued(campaigns_relay, add
     assert not OutboundMessage.objects.exists()
 
 
+def test_a_list_without_an_address_is_an_error(campaigns_relay, address_list):
+    path = address_list("# only a comment\n\n")
+    assert fails(path) == f"{path} has no address (one a line); nothing was queued."
+
+
 def test_nothing_is_queued_without_a_ready_account(make_account, address_list):
     make_account(account_type="campaigns")  # active, not verified
     error = fails(address_list("ann@example.com\n"))

@@ -238,6 +238,8 @@ class Command(AuditedCommandMixin, SafeCommand):
             raise CommandError(f"Cannot read the address list {path}: {err}") from err
         except ValueError as err:
             raise CommandError(f"{path}: {err} Nothing was queued.") from err
+        if not addresses:
+            raise CommandError(f"{path} has no address (one a line); nothing was queued.")
         progress = output.ProgressBar(self.stderr, "Queuing") if self.stderr.isatty() else None
         try:
             queued = services.queue_campaign(options["account_type"], addresses,
