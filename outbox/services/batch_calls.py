@@ -3,8 +3,10 @@ sender takes many recipients in one call (Mailgun) leave in as few calls as they
 
 Rows that share From, Subject, bodies, Reply-To and headers (their content) and have one
 recipient each go in calls of up to MAILGUN_BATCH_SIZE distinct recipients, each recipient
-with its own placeholder values, Message-ID and List-Unsubscribe (so a campaign with
-personal unsubscribe links still batches). Every row records the call's provider id; its
+with its own placeholder values and List-Unsubscribe (so a campaign with personal
+unsubscribe links still batches). The call carries no Message-ID: Mailgun gives the batch
+one, which is the id its API answers and its webhook events carry (a Message-ID of our own
+per recipient would leave the events with ids no row records). Every row records that id; its
 `to` stays its one recipient, so a webhook event finds it by id and recipient. A call takes
 only as many recipients as the account's limits allow. A call refused for good (Mailgun's
 400 for one bad address among 1,000) is split in halves until the bad rows are alone: they
@@ -30,12 +32,12 @@ from smtp_accounts.senders import (
 from .. import policy
 from . import routing
 from .connections import CannotOpen
-from .enqueue import message_as_email, message_id_header
+from .enqueue import message_as_email
 
 logger = logging.getLogger(__name__)
 
-# Headers of a row that are its recipient's own, not part of the shared content (besides its
-# Message-ID): a campaign's unsubscribe links are usually personal.
+# Headers of a row that are its recipient's own, not part of the shared content: a
+# campaign's unsubscribe links are usually personal.
 OWN_HEADERS = ("List-Unsubscribe",)
 
 
@@ -160,7 +162,7 @@ def _failed(recorder, batch, error, done):
 
 def _template(message):
     """The shared EmailMessage of a call: placeholders left for the provider to fill, no
-    header that is one recipient's own."""
+    header that is one recipient's own, no Message-ID (the provider gives the batch one)."""
     email = message_as_email(message, personalize=False)
     for name in ("Message-ID", *OWN_HEADERS):
         email.extra_headers.pop(name, None)
@@ -169,5 +171,4 @@ def _template(message):
 
 def _recipient(message):
     own = {name: message.headers[name] for name in OWN_HEADERS if name in message.headers}
-    return BatchRecipient(message.to[0], message.merge_data,
-                          {"Message-ID": message_id_header(message), **own})  # fmt: skip
+    return BatchRecipient(message.to[0], message.merge_data, own)

@@ -34,7 +34,7 @@ class Delivery:
 class BatchRecipient:
     """One recipient of a batch call: `to` (an address, maybe with a display name), the
     values of its `%recipient.NAME%` placeholders, and the headers that are its own
-    (Message-ID, List-Unsubscribe)."""
+    (e.g. List-Unsubscribe)."""
 
     to: str
     values: dict = field(default_factory=dict)
