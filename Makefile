@@ -40,3 +40,5 @@ lint: install
 bench: install
 	$(BIN)/python bench/list_page.py
 	$(BIN)/python bench/send_throughput.py
+	$(BIN)/python bench/mailgun_batch.py
+	$(BIN)/python bench/to_list.py

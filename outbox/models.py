@@ -55,6 +55,9 @@ class OutboundMessage(models.Model):
     body_text = models.TextField(blank=True)
     body_html = models.TextField(blank=True)
     headers = models.JSONField(default=dict, blank=True)
+    # This recipient's values for the `%recipient.NAME%` placeholders of subject and bodies
+    # (smtp_accounts/senders/placeholders.py): {name: text}.
+    merge_data = models.JSONField(default=dict, blank=True)
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0)

@@ -10,11 +10,17 @@ from django.conf import settings
 
 # --- Batches (campaign mail) -----------------------------------------------------------------
 BATCH_SIZE = 100  # rows one worker claims and sends on one connection
+# ... and for an external account: Mailgun takes up to 1,000 recipients in one call
+# (recipient-variables), so one claim fills one call.
+MAILGUN_BATCH_SIZE = 1000
 BATCH_TIME_BUDGET = 60  # seconds; a slower batch puts its unsent rows back in the queue
 # Sent rows are saved in groups (one commit per group, not per message). A worker killed
 # mid-batch re-sends at most the rows it had claimed and not saved yet.
 SAVE_EVERY = 20
 SAVE_SECONDS = 1.0  # ... or this often, whichever comes first
+
+# --- Campaigns (queue_campaign) -------------------------------------------------------------
+INSERT_CHUNK = 1000  # rows per bulk INSERT of a --to-list; also how often progress is shown
 
 # --- Claims and retries ----------------------------------------------------------------------
 # How long a worker owns a claimed row: longer than a batch may take (BATCH_TIME_BUDGET plus

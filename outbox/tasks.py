@@ -31,11 +31,7 @@ def deliver_message(message_id):
 @shared_task(**_DELIVERY)
 def deliver_batch(account_id):
     """Send the next batch of an account's due mail on one connection (campaign queue)."""
-    batch = services.claim_batch(account_id)
-    if len(batch) == policy.BATCH_SIZE:
-        services.enqueue_batch(account_id)  # more is waiting: a free worker starts on it now
-    if services.deliver_claimed(batch, reuse_connection=not deliver_batch.request.is_eager):
-        services.enqueue_batch(account_id)  # rows were put back unsent: take them up at once
+    services.deliver_batches(account_id, worker=not deliver_batch.request.is_eager)
 
 
 @shared_task

@@ -7,6 +7,8 @@ from django.db import connection, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
+from smtp_accounts.models import Provider, SmtpAccount
+
 from .. import policy
 from ..models import OutboundMessage
 
@@ -23,8 +25,17 @@ def claim_message(message_id):
     return OutboundMessage.objects.select_related("account").get(pk=message_id)
 
 
-def claim_batch(account_id):
-    """Claim up to BATCH_SIZE due rows of one account, oldest first. Returns them (maybe [])."""
+def batch_size(account_id):
+    """Rows one batch claim of the account takes: MAILGUN_BATCH_SIZE for an external account
+    (one Mailgun call takes that many recipients), else BATCH_SIZE (one SMTP connection)."""
+    external = SmtpAccount.objects.filter(pk=account_id, provider=Provider.EXTERNAL).exists()
+    return policy.MAILGUN_BATCH_SIZE if external else policy.BATCH_SIZE
+
+
+def claim_batch(account_id, size=None):
+    """Claim up to `size` (default batch_size) due rows of one account, oldest first.
+    Returns them (maybe [])."""
+    size = size or batch_size(account_id)
     token = uuid.uuid4().hex
     due = OutboundMessage.objects.due().filter(account_id=account_id).order_by("pk")
     with transaction.atomic():
@@ -33,9 +44,9 @@ def claim_batch(account_id):
             # (As a subquery of the UPDATE, a LIMIT'ed SKIP LOCKED select may run more than
             # once and claim more than BATCH_SIZE rows.)
             locked = due.select_for_update(skip_locked=True)
-            ids = list(locked.values_list("pk", flat=True)[: policy.BATCH_SIZE])
+            ids = list(locked.values_list("pk", flat=True)[:size])
         else:
-            ids = due.values("pk")[: policy.BATCH_SIZE]  # SQLite: one statement, one writer
+            ids = due.values("pk")[:size]  # SQLite: one statement, one writer
         OutboundMessage.objects.filter(pk__in=ids, status=Status.QUEUED).update(
             **_claim_fields(token)
         )
@@ -48,7 +59,11 @@ def mark_sent(token, provider_ids, errors=None):
     message id, `errors` row id -> a note for last_error (a refused recipient). Returns the
     number recorded; rows another claim took meanwhile are left alone."""
     now, errors = timezone.now(), errors or {}
-    provider_id = Case(*(When(pk=pk, then=Value(value)) for pk, value in provider_ids.items()))
+    distinct = set(provider_ids.values())
+    # Rows of one batch call share their provider id: a plain value, not a CASE of 1,000
+    # branches (which Django takes longer to build than the database to run).
+    provider_id = Value(distinct.pop()) if len(distinct) == 1 else Case(
+        *(When(pk=pk, then=Value(value)) for pk, value in provider_ids.items()))
     last_error = Case(*(When(pk=pk, then=Value(text)) for pk, text in errors.items()),
                       default=Value(""))  # fmt: skip
     return OutboundMessage.objects.filter(pk__in=provider_ids, claim_token=token).update(

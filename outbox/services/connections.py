@@ -52,10 +52,18 @@ class KeptConnection:
     def send(self, email):
         """Send `email`; returns its Delivery. Raises CannotOpen, SendError or
         ConfigurationError."""
+        return self._call(lambda sender: sender.send(email))
+
+    def send_batch(self, email, recipients):
+        """Send `email` to each BatchRecipient in one call (Sender.send_batch); returns a
+        Delivery per recipient. Raises as send()."""
+        return self._call(lambda sender: sender.send_batch(email, recipients))
+
+    def _call(self, send):
         if self.sender is None:
             self._open(reuse=True)
         try:
-            delivery = self.sender.send(email)
+            delivery = send(self.sender)
         except TemporaryFailure:
             reopen, self.untried = self.untried and not self.sender.is_open, False
             if not reopen:
@@ -64,7 +72,7 @@ class KeptConnection:
             # a fresh one.
             self.discard()
             self._open(reuse=False)
-            delivery = self.sender.send(email)
+            delivery = send(self.sender)
         self.untried = False
         return delivery
 

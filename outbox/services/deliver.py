@@ -24,9 +24,9 @@ from smtp_accounts.senders import (
 
 from .. import policy
 from ..models import OutboundMessage
-from . import claim, events, history, routing, suppressions
+from . import batch_calls, claim, events, history, routing, suppressions
 from .connections import CannotOpen
-from .enqueue import message_as_email
+from .enqueue import enqueue_batch, message_as_email
 
 logger = logging.getLogger(__name__)
 Status = OutboundMessage.Status
@@ -42,6 +42,27 @@ def deliver_message(message_id, *, reuse_connection=False):
     message = claim.claim_message(message_id)
     if message is not None:
         deliver_claimed([message], reuse_connection=reuse_connection)
+
+
+def deliver_batches(account_id, *, worker):
+    """Claim and send the account's next batch of due mail. Returns nothing.
+
+    With a worker (a broker runs) one batch: a full one first enqueues the next, so a free
+    worker starts on it, and rows put back unsent are enqueued again. Inline (no broker),
+    batch after batch until none is left: no other worker shares them, and a task that
+    enqueued itself would recurse.
+    """
+    size = claim.batch_size(account_id)
+    while True:
+        batch = claim.claim_batch(account_id, size)
+        full = len(batch) == size
+        if full and worker:
+            enqueue_batch(account_id)
+        put_back = deliver_claimed(batch, reuse_connection=worker)
+        if worker and put_back:
+            enqueue_batch(account_id)
+        if worker or not (full or put_back):
+            return
 
 
 def deliver_claimed(messages, *, reuse_connection=False):
@@ -66,7 +87,7 @@ def deliver_claimed(messages, *, reuse_connection=False):
     elif admitted := routing.admit(account, messages):  # the rest went on or wait queued
         with routing.connection(account, admitted, keep=reuse_connection) as connection:
             if connection is not None:  # else every allowed connection is open elsewhere
-                _send_each(connection, admitted, recorder)
+                _send(connection, admitted, recorder)
     recorder.save()
     logger.info("Account %s: %s", getattr(account, "pk", None), recorder.summary())
     return recorder.counts["put back"] > 0
@@ -80,6 +101,14 @@ def retry_delay(attempts):
     """
     ceiling = min(policy.BACKOFF_CAP, policy.BACKOFF_BASE * 2 ** max(0, attempts - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _send(connection, messages, recorder):
+    """Mailgun batch calls where the account makes them, else one message at a time."""
+    if batch_calls.can_batch(connection.account):
+        batch_calls.send_batches(connection, messages, recorder, _send_each)
+    else:
+        _send_each(connection, messages, recorder)
 
 
 def _send_each(connection, messages, recorder):
@@ -124,16 +153,26 @@ class _Recorder:
         self._sent, self._notes, self._attempts = {}, {}, []
 
     def sent(self, message, delivery):
+        self._note_sent(message, delivery)
+        if len(self._sent) >= policy.SAVE_EVERY or (
+            time.monotonic() - self._saved_at > policy.SAVE_SECONDS
+        ):
+            self.save()
+
+    def sent_together(self, messages, deliveries):
+        """Rows that left in one call (a batch): saved as one group, however many."""
+        self.save()
+        for message, delivery in zip(messages, deliveries, strict=True):
+            self._note_sent(message, delivery)
+        self.save()
+
+    def _note_sent(self, message, delivery):
         self._token = message.claim_token
         self._sent[message.pk] = (delivery.provider_id or "")[:255]
         self._attempts.append(history.sent_attempt(message, delivery))
         if delivery.refused:
             self._notes[message.pk] = history.refusal_note(delivery.refused)
         self.counts["sent"] += 1
-        if len(self._sent) >= policy.SAVE_EVERY or (
-            time.monotonic() - self._saved_at > policy.SAVE_SECONDS
-        ):
-            self.save()
 
     def save(self):
         if self._sent:

@@ -15,22 +15,25 @@ from email.utils import parseaddr
 from celery import current_app
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
-from django.core.validators import validate_email
+from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from smtp_accounts.models import AccountType
+from smtp_accounts.senders import placeholders
 from smtp_accounts.services.accounts import NoReadyAccount, ready_account
 
 from ..models import OutboundMessage
 
 logger = logging.getLogger(__name__)
 Status = OutboundMessage.Status
+_http_url = URLValidator(schemes=["http", "https"])
 
 
 def send_email(*, account_type, to, subject, body, html_body=None, from_email=None,
-               cc=(), bcc=(), reply_to=(), headers=None, idempotency_key=None):  # fmt: skip
+               cc=(), bcc=(), reply_to=(), headers=None, idempotency_key=None,
+               merge_data=None, unsubscribe_url=None):  # fmt: skip
     """Queue an email through the ready account of `account_type` (see enqueue_message).
 
     Returns the OutboundMessage. Raises ValueError for an unknown type or a malformed
@@ -39,18 +42,22 @@ def send_email(*, account_type, to, subject, body, html_body=None, from_email=No
     return enqueue_message(
         ready_account(account_type), to=to, subject=subject, body=body, html_body=html_body,
         from_email=from_email, cc=cc, bcc=bcc, reply_to=reply_to, headers=headers,
-        idempotency_key=idempotency_key,
+        idempotency_key=idempotency_key, merge_data=merge_data, unsubscribe_url=unsubscribe_url,
     )  # fmt: skip
 
 
 def enqueue_message(account, *, to, subject, body, html_body=None, from_email=None,
-                    cc=(), bcc=(), reply_to=(), headers=None, idempotency_key=None):  # fmt: skip
+                    cc=(), bcc=(), reply_to=(), headers=None, idempotency_key=None,
+                    merge_data=None, unsubscribe_url=None):  # fmt: skip
     """Write a queued OutboundMessage for `account`; its delivery is enqueued on commit.
 
     `from_email` defaults to the account's From. A reused `idempotency_key` returns the
-    earlier message and queues nothing. Raises NoReadyAccount when the account is not
-    active and verified, ValueError for a message that cannot be sent (no recipient, a bad
-    address, a line break in a header …).
+    earlier message and queues nothing. `merge_data` {name: value} fills this recipient's
+    `%recipient.NAME%` placeholders (smtp_accounts/senders/placeholders.py);
+    `unsubscribe_url` adds RFC 8058 one-click unsubscribe headers. Raises NoReadyAccount
+    when the account is not active and verified, ValueError for a message that cannot be
+    sent (no recipient, a bad address, a line break in a header, a bad merge_data name or
+    unsubscribe URL …).
     """
     if not account.is_ready:
         raise NoReadyAccount(account.account_type, account)
@@ -60,10 +67,11 @@ def enqueue_message(account, *, to, subject, body, html_body=None, from_email=No
         account=account, account_type=account.account_type,
         from_email=from_email or account.from_address, to=_addresses(to), cc=_addresses(cc),
         bcc=_addresses(bcc), reply_to=_addresses(reply_to), subject=subject, body_text=body,
-        body_html=html_body or "", headers=dict(headers or {}),
+        body_html=html_body or "", headers=with_unsubscribe(headers, unsubscribe_url),
+        merge_data=placeholders.clean_values(merge_data),
         idempotency_key=idempotency_key or uuid.uuid4().hex, enqueued_at=timezone.now(),
     )  # fmt: skip
-    _check_sendable(message)
+    check_sendable(message)
     try:
         with transaction.atomic():  # a savepoint: a duplicate key keeps the caller's transaction
             message.save()
@@ -71,26 +79,54 @@ def enqueue_message(account, *, to, subject, body, html_body=None, from_email=No
         if idempotency_key and (earlier := _by_key(idempotency_key)):
             return earlier
         raise
-    _enqueue_on_commit(message)
+    enqueue_on_commit(message)
     return message
 
 
-def message_as_email(message):
-    """The Django EmailMessage for an OutboundMessage row.
+def with_unsubscribe(headers, unsubscribe_url):
+    """`headers` (a dict or None) plus RFC 8058's one-click unsubscribe headers for
+    `unsubscribe_url`, which Gmail and Yahoo require of bulk senders. Raises ValueError
+    for a URL that is not http(s)."""
+    headers = dict(headers or {})
+    if unsubscribe_url is None:
+        return headers
+    try:
+        _http_url(unsubscribe_url)
+    except ValidationError:
+        raise ValueError("unsubscribe_url must be an http:// or https:// URL.") from None
+    headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+    headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
+
+
+def message_as_email(message, *, personalize=True):
+    """The Django EmailMessage for an OutboundMessage row, its placeholders filled with its
+    merge_data (`personalize=False`: left as written, for a provider that fills them).
 
     Its Message-ID comes from the idempotency key: a message sent twice (delivery is at
     least once) carries the same Message-ID both times, so receivers can tell.
     """
-    domain = message.from_email.rpartition("@")[2].strip(" >") or "localhost"
-    digest = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32]
+    values = message.merge_data if personalize else None
+
+    def filled(text, html=False):
+        return text if values is None else placeholders.fill(text, values, html=html)
+
     email = EmailMultiAlternatives(
-        subject=message.subject, body=message.body_text, from_email=message.from_email,
-        to=message.to, cc=message.cc, bcc=message.bcc, reply_to=message.reply_to,
-        headers={"Message-ID": f"<{digest}@{domain}>", **message.headers},
+        subject=filled(message.subject), body=filled(message.body_text),
+        from_email=message.from_email, to=message.to, cc=message.cc, bcc=message.bcc,
+        reply_to=message.reply_to,
+        headers={"Message-ID": message_id_header(message), **message.headers},
     )  # fmt: skip
     if message.body_html:
-        email.attach_alternative(message.body_html, "text/html")
+        email.attach_alternative(filled(message.body_html, html=True), "text/html")
     return email
+
+
+def message_id_header(message):
+    """The Message-ID header of a row: the same on every try (see message_as_email)."""
+    domain = message.from_email.rpartition("@")[2].strip(" >") or "localhost"
+    digest = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
 
 
 def enqueue_jobs(rows):
@@ -147,11 +183,10 @@ def _task(name):
 
 
 def _delivery(message_id, account_id, account_type):
-    """(task name, argument) that delivers a row: campaign mail in batches when workers run.
-
-    Inline (no broker) there is no worker to share batches with: one task per message.
-    """
-    if account_id and account_type == AccountType.CAMPAIGNS and not is_inline():
+    """(task name, argument) that delivers a row: campaign mail in batches of its account,
+    with or without a broker (inline, the batch task runs once on commit and takes every
+    row the transaction queued, so a campaign leaves in as few Mailgun calls as it can)."""
+    if account_id and account_type == AccountType.CAMPAIGNS:
         return "deliver_batch", account_id
     return "deliver_message", message_id
 
@@ -188,7 +223,9 @@ class _EnqueueOnCommit:
                 rows.filter(pk=self.message_id).update(enqueued_at=None)
 
 
-def _enqueue_on_commit(message):
+def enqueue_on_commit(message):
+    """Enqueue the delivery of the new row `message` when the transaction commits: its own
+    task, or its account's batch task, registered once per transaction."""
     name, arg = _delivery(message.pk, message.account_id, message.account_type)
     callback = _EnqueueOnCommit(name, arg, message.pk)
     if name == "deliver_batch" and _already_pending(callback):
@@ -212,7 +249,7 @@ def _addresses(value):
     return [address.strip() for address in values if address and address.strip()]
 
 
-def _check_sendable(message):
+def check_sendable(message):
     """Raise ValueError now for what would make delivery fail for sure later."""
     if not (message.to or message.cc or message.bcc):
         raise ValueError("The email has no recipient: give at least one address in to, cc or bcc.")

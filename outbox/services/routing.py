@@ -62,15 +62,16 @@ def connection(account, messages, *, keep):
             yield kept
 
 
-def take(account, rest):
+def take(account, rest, *, at_once=None):
     """Reserve sends of `account` for the next few (a chunk) of the claimed,
     unsent `rest`, just before they are handed to the server, so a limit holds at the
-    server and not only at the claim. Returns how many may go now; 0 after handing `rest`
-    over."""
+    server and not only at the claim. `at_once`: reserve up to that many instead (a batch
+    call hands them all to the server together). Returns how many may go now; 0 after
+    handing `rest` over."""
     # A chunk's sends trail its reservation, so the server may see up to one chunk per
     # worker process early in a window: keep it to 1/100 of the smallest limit (1 below 200,
     # so Exchange's 30 a minute), a Redis call per message only where limits are tight.
-    chunk = max(1, min(policy.LIMIT_CHUNK, min(account.limits.values()) // 100))
+    chunk = at_once or max(1, min(policy.LIMIT_CHUNK, min(account.limits.values()) // 100))
     wanted = min(len(rest), chunk)
     reservation = limits.reserve(account, wanted, claimed=[m.pk for m in rest])
     if not reservation.granted:

@@ -2,6 +2,7 @@
 history, and users with the message permissions (the Mail Log)."""
 
 import pytest
+import redis
 from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
@@ -29,6 +30,28 @@ def make_message(db):
         return message
 
     return make
+
+
+LIMITS_REDIS_URL = "redis://127.0.0.1:6379/4"
+
+
+@pytest.fixture
+def in_redis(settings):
+    """Sending limits counted in Redis db 4, emptied before and after."""
+    client = redis.Redis.from_url(LIMITS_REDIS_URL)
+    try:
+        client.flushdb()
+    except redis.ConnectionError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    settings.SMTP_ACCOUNTS_LIMITS_REDIS_URL = LIMITS_REDIS_URL
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def in_database(settings):
+    """Sending limits counted in the database history (no broker)."""
+    settings.SMTP_ACCOUNTS_LIMITS_REDIS_URL = ""
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import multiprocessing
 from datetime import timedelta
 
 import pytest
-import redis
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,26 +14,7 @@ from smtp_accounts.models import TestEmail
 from smtp_accounts.services import deliver_test_email, request_test_email
 from smtp_accounts.tests.fixtures.worker import wait_until
 
-REDIS_URL = "redis://127.0.0.1:6379/4"
 Status = OutboundMessage.Status
-
-
-@pytest.fixture
-def in_redis(settings):
-    """Limits counted in Redis db 4, emptied before and after."""
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.flushdb()
-    except redis.ConnectionError:
-        pytest.skip("no Redis on 127.0.0.1:6379")
-    settings.SMTP_ACCOUNTS_LIMITS_REDIS_URL = REDIS_URL
-    yield client
-    client.flushdb()
-
-
-@pytest.fixture
-def in_database(settings):
-    settings.SMTP_ACCOUNTS_LIMITS_REDIS_URL = ""
 
 
 def sent(account, ago, count=1):

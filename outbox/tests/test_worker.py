@@ -139,15 +139,28 @@ def test_an_external_account_sends_through_mailgun_from_a_worker(
     rows = send("campaigns", count=3)
 
     wait_until(all_sent(3), message="the campaign to be sent through Mailgun")
-    posts = [request for request in mailgun_server.requests if request.method == "POST"]
-    assert sorted(request.field("to") for request in posts) == [
+    [call] = mailgun_server.calls()  # one batch call with recipient-variables
+    assert sorted(letter["to"] for letter in call.personal()) == [
         "reader0@example.com", "reader1@example.com", "reader2@example.com",
     ]  # fmt: skip
-    assert all(r.auth_ok and r.domain == "mg.example.com" for r in posts)
-    assert mailgun_server.connections == 1  # one batch, one kept HTTP connection
+    assert call.auth_ok and call.domain == "mg.example.com"
     provider_ids = OutboundMessage.objects.values_list("provider_message_id", flat=True)
-    assert len(rows) == len(set(provider_ids)) == 3
-    assert all(re.fullmatch(r"<[0-9a-f]{32}@mg\.example\.com>", pid) for pid in provider_ids)
+    assert len(rows) == 3 and len(set(provider_ids)) == 1  # the call's id on every row
+    assert re.fullmatch(r"<[0-9a-f]{32}@mg\.example\.com>", provider_ids[0])
+
+
+def test_a_large_campaign_leaves_a_worker_in_calls_of_the_batch_size(
+    mailgun_server, mailgun_account_for, celery_worker_process
+):
+    mailgun_account_for(mailgun_server, account_type="campaigns", verified_at=timezone.now())
+    addresses = [f"reader{n}@example.com" for n in range(2500)]
+    with transaction.atomic():
+        services.queue_campaign("campaigns", addresses, subject="News", body="Hello")
+
+    wait_until(all_sent(2500), message="the campaign to be sent through Mailgun")
+    calls = mailgun_server.calls()
+    assert sorted(len(call.fields["to"]) for call in calls) == [500, 1000, 1000]
+    assert sorted(to for call in calls for to in call.fields["to"]) == sorted(addresses)
 
 
 class SinkHandler:

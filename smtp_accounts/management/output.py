@@ -200,3 +200,20 @@ def check_summary(account, result):
         return f"ok    {account.name}: {len(result.steps)} steps passed"
     step = result.failure
     return f"FAIL  {account.name}: {step.name}: {step.detail}"
+
+
+class ProgressBar:
+    """A `progress(done, total)` callback that redraws one line on a terminal `stream` (a
+    command's stderr OutputWrapper), ending it when done reaches total."""
+
+    width = 30
+
+    def __init__(self, stream, label):
+        self.stream, self.label = stream, label
+
+    def __call__(self, done, total):
+        filled = self.width * done // max(total, 1)
+        bar = "#" * filled + "." * (self.width - filled)
+        end = "\n" if done >= total else ""
+        self.stream.write(f"\r{self.label} [{bar}] {done:,}/{total:,}", style_func=str, ending=end)
+        self.stream.flush()

@@ -1,6 +1,7 @@
 """Senders by provider: `get_sender(account)` returns the one that delivers for it."""
 
 from .base import (
+    BatchRecipient,
     ConfigurationError,
     Delivery,
     PermanentFailure,
@@ -24,8 +25,10 @@ def get_sender(account):
 
 
 __all__ = [
+    "BatchRecipient",
     "ConfigurationError",
     "Delivery",
+    "SENDERS",
     "PermanentFailure",
     "SendError",
     "Sender",

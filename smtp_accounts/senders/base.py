@@ -30,6 +30,17 @@ class Delivery:
         return [entry for entry in self.recipients if entry["outcome"] == "refused"]
 
 
+@dataclass
+class BatchRecipient:
+    """One recipient of a batch call: `to` (an address, maybe with a display name), the
+    values of its `%recipient.NAME%` placeholders, and the headers that are its own
+    (e.g. List-Unsubscribe)."""
+
+    to: str
+    values: dict = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+
+
 def recipient_results(accepted, refused=None):
     """Per-recipient results: `accepted` addresses, `refused` {address: (code, reply)}."""
     refused = refused or {}
@@ -101,8 +112,11 @@ class Sender:
 
     It owns the connection's life; a provider overrides the hooks `connect()`,
     `disconnect(backend)`, `deliver(message)` and, to check more, `prepare(message)`.
-    send() without open() connects for that one message.
+    send() without open() connects for that one message. A provider that can send one
+    template to many recipients in one call sets `can_batch` and fills `deliver_batch`.
     """
+
+    can_batch = False
 
     def __init__(self, account):
         self.account = account
@@ -142,6 +156,23 @@ class Sender:
             if not self._keep_open:
                 self.close()
 
+    def send_batch(self, message, recipients):
+        """Deliver the EmailMessage `message` (its To is replaced) to each BatchRecipient in
+        one call: every recipient sees only their own address, their own headers and their
+        placeholders filled. Returns a Delivery per recipient, in order. Raises as send();
+        NotImplementedError when the provider cannot (`can_batch` is False)."""
+        if not self.can_batch:
+            raise NotImplementedError(f"{type(self).__name__} sends one message at a time.")
+        message = copy.copy(message)
+        message.to, message.cc, message.bcc = [r.to for r in recipients], [], []
+        message = self.prepare(message)
+        self._connect()
+        try:
+            return self.deliver_batch(message, recipients)
+        finally:
+            if not self._keep_open:
+                self.close()
+
     def _connect(self):
         if self.backend is None:
             self.backend = self.connect()
@@ -169,6 +200,10 @@ class Sender:
 
     def deliver(self, message):
         """Send a prepared message on self.backend and return its Delivery."""
+        raise NotImplementedError
+
+    def deliver_batch(self, message, recipients):
+        """Send a prepared template to `recipients` on self.backend (see send_batch)."""
         raise NotImplementedError
 
     def __enter__(self):

@@ -31,7 +31,7 @@ from .history import (
     find_history,
 )
 from .keys import BATCH, SECRET_COLUMNS, rotate_account, rotate_secret, secret_rows
-from .sending import send_email
+from .sending import queue_campaign, read_address_list, send_email
 from .verification import (
     CODE_LIFETIME,
     MAX_CODE_TRIES,
@@ -72,6 +72,8 @@ __all__ = [
     "MAX_CODE_TRIES",
     "NoReadyAccount",
     "pause_account",
+    "queue_campaign",
+    "read_address_list",
     "ready_account",
     "resume_account",
     "route",

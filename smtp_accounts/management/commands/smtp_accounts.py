@@ -107,8 +107,12 @@ class Command(AuditedCommandMixin, SafeCommand):
         parser.add_argument("--type", dest="account_type", required=True, metavar="TYPE",
                             choices=AccountType.values,
                             help=f"which account sends it: {', '.join(AccountType.values)}")
-        parser.add_argument("--to", required=True, action="append", metavar="EMAIL",
-                            help="recipient (repeat for several)")
+        recipients = parser.add_mutually_exclusive_group(required=True)
+        recipients.add_argument("--to", action="append", metavar="EMAIL",
+                                help="recipient (repeat for several)")
+        recipients.add_argument("--to-list", dest="to_list", metavar="FILE",
+                                help="one message per address in FILE (one a line; blank "
+                                "lines and lines starting with # are skipped)")
         parser.add_argument("--subject", required=True)
         parser.add_argument("--body-file", metavar="FILE",
                             help="text body; without it the body is read from stdin")
@@ -210,6 +214,8 @@ class Command(AuditedCommandMixin, SafeCommand):
 
     def handle_send(self, options):
         body = self._read_body(options["body_file"])
+        if options["to_list"]:
+            return self._send_to_list(options, body)
         try:
             message = services.send_email(
                 account_type=options["account_type"], to=options["to"],
@@ -224,6 +230,28 @@ class Command(AuditedCommandMixin, SafeCommand):
             raise CommandError(f"{summary}: {message.last_error}")
         reason = f" (will retry: {message.last_error})" if message.last_error else ""
         self.stdout.write(summary + reason)
+
+    def _send_to_list(self, options, body):
+        """Queue one message per address of the list file, all or none."""
+        path = options["to_list"]
+        try:
+            with open(path, encoding="utf-8") as list_file:
+                addresses = services.read_address_list(list_file)
+        except (OSError, UnicodeDecodeError) as err:
+            raise CommandError(f"Cannot read the address list {path}: {err}") from err
+        except ValueError as err:
+            raise CommandError(f"{path}: {err} Nothing was queued.") from err
+        if not addresses:
+            raise CommandError(f"{path} has no address (one a line); nothing was queued.")
+        progress = output.ProgressBar(self.stderr, "Queuing") if self.stderr.isatty() else None
+        try:
+            queued = services.queue_campaign(options["account_type"], addresses,
+                                             subject=options["subject"], body=body,
+                                             progress=progress)  # fmt: skip
+        except (services.NoReadyAccount, ValueError) as err:
+            raise CommandError(f"{err} Nothing was queued.") from err
+        self.stdout.write(f"Queued {queued} message{'s' if queued != 1 else ''} "
+                          f"to the addresses in {path}.")  # fmt: skip
 
     def handle_history(self, options):
         name, events = services.find_history(options["account"])
