@@ -24,9 +24,8 @@ from smtp_accounts.senders import (
 
 from .. import policy
 from ..models import OutboundMessage
-from . import claim, events, history, routing
+from . import claim, events, history, render, routing
 from .connections import CannotOpen, KeptConnection
-from .enqueue import message_as_email
 
 logger = logging.getLogger(__name__)
 Status = OutboundMessage.Status
@@ -85,6 +84,7 @@ def _send_each(connection, messages, recorder):
     deadline = time.monotonic() + policy.BATCH_TIME_BUDGET
     account = messages[0].account
     reserved = len(messages) if not account.limits else 0  # sends taken under the limits
+    renderer = render.Renderer(account)  # a campaign's MIME is built once (render.py)
     for position, message in enumerate(messages):
         if time.monotonic() > deadline:
             recorder.put_back(messages[position:])
@@ -95,7 +95,7 @@ def _send_each(connection, messages, recorder):
                 recorder.counts["handed over"] += len(messages) - position
                 return
         try:
-            recorder.sent(message, connection.send(message_as_email(message)))
+            recorder.sent(message, connection.send(renderer.render(message)))
         except (CannotOpen, ConfigurationError, Throttled) as err:
             connection.discard()
             recorder.cannot_send(messages[position:], getattr(err, "error", err))
