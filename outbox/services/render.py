@@ -28,6 +28,7 @@ _HEADER_POLICY = policy.compat32.clone(linesep="\r\n")
 _PER_MESSAGE = ("to", "date", "message-id")
 _OWN_HEADERS = {"to", "cc", "bcc", "date"}  # set by a row itself: its message is its own
 _FIELD_START = re.compile(rb"\r\n(?![ \t])")  # a header field ends where no fold continues it
+_WHITE_SPACE = re.compile(r"\s")
 
 
 class Renderer:
@@ -60,6 +61,7 @@ class _Template:
 
     def __init__(self, parts, names, envelope_from):
         self.parts, self.names, self.envelope_from = parts, names, envelope_from
+        self._dates = {}  # the Date header's value -> its line
 
     @classmethod
     def cut(cls, raw):
@@ -92,11 +94,28 @@ class _Template:
         }
         data = [self.parts[0]]
         for name, part in zip(self.names, self.parts[1:], strict=True):
-            value = forbid_multi_line_headers(name, values[name.lower()], encoding)[1]
-            data += (_HEADER_POLICY.fold_binary(name, value), part)
+            data += (self._line(name, values[name.lower()], encoding), part)
         recipients = envelope_addresses(email.recipients(), encoding)
         return RawMessage(self.envelope_from, recipients, b"".join(data),
                           message_id=values["message-id"])  # fmt: skip
+
+    def _line(self, name, value, encoding):
+        """_header_line(), remembering the Date's: it changes once a second."""
+        if name.lower() != "date":
+            return _header_line(name, value, encoding)
+        if value not in self._dates:
+            self._dates = {value: _header_line(name, value, encoding)}
+        return self._dates[value]
+
+
+def _header_line(name, value, encoding):
+    """The header line `name: value` as EmailMessage.as_bytes() writes it: SafeMIMEText's
+    checks and encoding, then compat32's folding. A short ASCII value without white space is
+    written as it is by both, so it skips them (they cost ~10 µs a header)."""
+    if value.isascii() and len(name) + len(value) <= 76 and not _WHITE_SPACE.search(value):
+        return f"{name}: {value}\r\n".encode("ascii")
+    value = forbid_multi_line_headers(name, value, encoding)[1]
+    return _HEADER_POLICY.fold_binary(name, value)
 
 
 def _content_key(email):
