@@ -322,8 +322,9 @@ _PLAIN_ADDRESS = re.compile(
 
 
 def envelope_addresses(addresses, encoding):
-    """`addresses` as they go in MAIL FROM / RCPT TO (Django's sanitize_address: names
-    dropped, IDNA domains, encoded local parts). Raises PermanentFailure for a bad one."""
+    """`addresses` as smtplib gets them for MAIL FROM / RCPT TO: Django's sanitize_address()
+    (names and non-ASCII local parts encoded, IDNA domains). Raises PermanentFailure for a
+    bad one."""
     try:
         return [address if _PLAIN_ADDRESS.fullmatch(address)
                 else sanitize_address(address, encoding) for address in addresses]  # fmt: skip
