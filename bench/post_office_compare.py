@@ -17,8 +17,9 @@ DATABASE_URL's, whose outbox and post_office rows it replaces), history on for b
 
 CPU per message is read from /proc/<pid>/stat (utime + stime, and the cutime of reaped
 children): the Celery worker and its pool processes, or post_office's process and its pool;
-the PostgreSQL backends of the bench's database (polled every 20 ms, so a backend that exits
-mid-round loses at most its last 20 ms; autovacuum is left out); the bench's redis-server.
+the PostgreSQL backends of the bench's database but the bench's own (it only queues and
+waits; polled every 20 ms, so a backend that exits mid-round loses at most its last 20 ms;
+autovacuum is left out); the bench's redis-server.
 Contenders alternate their order per round; the ratio is the median of per-round ratios.
 """
 
@@ -78,9 +79,9 @@ class DatabaseCpu:
     lists /proc, reads the title of pids it has not seen yet, and the stat of the ones that serve
     `database` (a backend that appears and exits between two ticks is missed)."""
 
-    def __init__(self, user, database, interval=0.02):
+    def __init__(self, user, database, interval=0.02, ignore=()):
         self.marker = f" {user} {database} ".encode()
-        self.interval, self.ignored, self.first, self.last = interval, set(), {}, {}
+        self.interval, self.ignored, self.first, self.last = interval, set(ignore), {}, {}
         self._stop, self._thread = threading.Event(), None
 
     def __enter__(self):
@@ -323,7 +324,10 @@ def measure(options, sink_port, redis_pid, worker_pid, post_office):
         security="none", email="bench@example.com", verified_at=timezone.now(),
     )  # fmt: skip
     settings = connection.settings_dict
-    database_cpu = DatabaseCpu(settings["USER"], settings["NAME"])
+    with connection.cursor() as cursor:  # the bench's own backend: its queries are not work
+        cursor.execute("SELECT pg_backend_pid()")
+        bench_backend = cursor.fetchone()[0]
+    database_cpu = DatabaseCpu(settings["USER"], settings["NAME"], ignore=[bench_backend])
 
     def worker_cpu():
         return cpu_seconds(worker_pid, children=True) + sum(

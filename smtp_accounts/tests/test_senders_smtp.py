@@ -469,3 +469,18 @@ def test_envelope_addresses_are_what_djangos_sanitize_address_makes(address):
 def test_an_address_that_cannot_be_parsed_fails_the_message():
     with pytest.raises(PermanentFailure, match="invalid address"):
         envelope_addresses(["not an address <"], "utf-8")
+
+
+def test_plain_and_named_recipients_reach_the_server_as_smtplib_quotes_them(
+    smtp_server, smtp_account_for
+):
+    # Plain addresses skip smtplib's re-parsing in MAIL FROM / RCPT TO; named ones do not.
+    account = smtp_account_for(smtp_server)
+    to = ["alice@example.org", "Zoë Müller <zoe@example.org>", "Bob <bob@example.org>"]
+
+    delivery = send_one(account, make_message(to=to))
+
+    [received] = smtp_server.messages
+    assert received.mail_from == "crm@example.com"
+    assert received.rcpt_tos == ["alice@example.org", "zoe@example.org", "bob@example.org"]
+    assert [entry["outcome"] for entry in delivery.recipients] == ["accepted"] * 3
