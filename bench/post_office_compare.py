@@ -2,7 +2,7 @@
 
     .venv/bin/pip install -r bench/requirements.txt        # django-post-office, bench only
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/crm_smtpperf \
-        .venv/bin/python bench/post_office_compare.py [--messages 2000] [--rounds 5]
+        .venv/bin/python bench/post_office_compare.py [--messages 2000] [--rounds 5] [--tree DIR]
 
 Both contenders send the same campaign (one From, Subject, text and HTML body; a recipient
 per message) over plain SMTP to postfix's smtp-sink, on the same PostgreSQL database (the
@@ -288,10 +288,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tree", type=Path, help="run our side from another checkout (its "
+                        "worker), e.g. the code before this bench's changes")  # fmt: skip
     parser.add_argument("--runner", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.runner:
         return runner()
+    if options.tree:
+        bench.BASE_DIR = options.tree.resolve()  # the worker's code; the schema must match
     workdir = Path(tempfile.mkdtemp(prefix="bench-post-office-"))
     redis, redis_port = start_redis(workdir)
     sink_port = bench.free_port()
