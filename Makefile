@@ -36,9 +36,14 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
-# Needs Redis on 127.0.0.1:6379 and, for full speed, postfix's smtp-sink.
+# Needs Redis on 127.0.0.1:6379 and, for full speed, postfix's smtp-sink. The post_office
+# comparison needs a scratch PostgreSQL database (it empties its outbox) and bench-only
+# packages (bench/requirements.txt).
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crm_bench
 bench: install
 	$(BIN)/python bench/list_page.py
 	$(BIN)/python bench/send_throughput.py
 	$(BIN)/python bench/mailgun_batch.py
 	$(BIN)/python bench/to_list.py
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/post_office_compare.py

@@ -4,7 +4,8 @@ holds a row may finish it (a late worker cannot overwrite a newer attempt)."""
 import uuid
 
 from django.db import connection, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import CharField, F, Value
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from smtp_accounts.models import Provider, SmtpAccount
@@ -50,8 +51,13 @@ def claim_batch(account_id, size=None):
         OutboundMessage.objects.filter(pk__in=ids, status=Status.QUEUED).update(
             **_claim_fields(token)
         )
-    claimed = OutboundMessage.objects.select_related("account").filter(claim_token=token)
-    return list(claimed.order_by("pk"))
+    claimed = list(OutboundMessage.objects.filter(claim_token=token).order_by("pk"))
+    if claimed:
+        # One account for the batch, not a copy per row (select_related builds one a row).
+        account = SmtpAccount.objects.filter(pk=account_id).first()
+        for message in claimed:
+            message.account = account
+    return claimed
 
 
 def mark_sent(token, provider_ids, errors=None):
@@ -60,16 +66,27 @@ def mark_sent(token, provider_ids, errors=None):
     number recorded; rows another claim took meanwhile are left alone."""
     now, errors = timezone.now(), errors or {}
     distinct = set(provider_ids.values())
-    # Rows of one batch call share their provider id: a plain value, not a CASE of 1,000
-    # branches (which Django takes longer to build than the database to run).
-    provider_id = Value(distinct.pop()) if len(distinct) == 1 else Case(
-        *(When(pk=pk, then=Value(value)) for pk, value in provider_ids.items()))
-    last_error = Case(*(When(pk=pk, then=Value(text)) for pk, text in errors.items()),
-                      default=Value(""))  # fmt: skip
+    # Rows of one Mailgun batch call share their provider id: one value, not a CASE.
+    provider_id = Value(distinct.pop()) if len(distinct) == 1 else _by_row(provider_ids)
     return OutboundMessage.objects.filter(pk__in=provider_ids, claim_token=token).update(
         status=Status.SENT, sent_at=now, updated_at=now, lease_until=None, error_kind="",
-        provider_message_id=provider_id, last_error=last_error if errors else "",
+        provider_message_id=provider_id,
+        last_error=_by_row(errors, default="") if errors else "",
     )  # fmt: skip
+
+
+def _by_row(values, default=None):
+    """An expression giving each row its value from `values` (row id -> text): one CASE.
+
+    Written as one RawSQL rather than Case(When(pk=…)…): Django resolves and copies every
+    When, about 150 µs per row of a group (bench/README.md), for the same SQL."""
+    pk = connection.ops.quote_name(OutboundMessage._meta.pk.column)
+    whens = " ".join(["WHEN %s THEN %s"] * len(values))
+    params = [item for pair in values.items() for item in pair]
+    if default is not None:
+        whens, params = f"{whens} ELSE %s", [*params, default]
+    # Only placeholders and the quoted column name are in the SQL; the values are params.
+    return RawSQL(f"CASE {pk} {whens} END", params, output_field=CharField())  # noqa: S611
 
 
 def finish(message, **fields):

@@ -50,8 +50,8 @@ class KeptConnection:
         return False
 
     def send(self, email):
-        """Send `email`; returns its Delivery. Raises CannotOpen, SendError or
-        ConfigurationError."""
+        """Send `email` (an EmailMessage, or a RawMessage the account's sender rendered);
+        returns its Delivery. Raises CannotOpen, SendError or ConfigurationError."""
         return self._call(lambda sender: sender.send(email))
 
     def send_batch(self, email, recipients):

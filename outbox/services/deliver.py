@@ -24,9 +24,9 @@ from smtp_accounts.senders import (
 
 from .. import policy
 from ..models import OutboundMessage
-from . import batch_calls, claim, events, history, routing, suppressions
+from . import batch_calls, claim, events, history, render, routing, suppressions
 from .connections import CannotOpen
-from .enqueue import enqueue_batch, message_as_email
+from .enqueue import enqueue_batch
 
 logger = logging.getLogger(__name__)
 Status = OutboundMessage.Status
@@ -117,6 +117,7 @@ def _send_each(connection, messages, recorder):
     deadline = time.monotonic() + policy.BATCH_TIME_BUDGET
     account = messages[0].account
     reserved = len(messages) if not account.limits else 0  # sends taken under the limits
+    renderer = render.Renderer(account)  # a campaign's MIME is built once (render.py)
     for position, message in enumerate(messages):
         if time.monotonic() > deadline:
             recorder.put_back(messages[position:])
@@ -127,7 +128,7 @@ def _send_each(connection, messages, recorder):
                 recorder.counts["handed over"] += len(messages) - position
                 return
         try:
-            recorder.sent(message, connection.send(message_as_email(message)))
+            recorder.sent(message, connection.send(renderer.render(message)))
         except (CannotOpen, ConfigurationError, Throttled) as err:
             connection.discard()
             recorder.cannot_send(messages[position:], getattr(err, "error", err))

@@ -4,6 +4,8 @@ On the batch path the rows of a group are written together with the group's sent
 (one INSERT per group, see deliver.py), so the history costs a campaign little.
 """
 
+from django.db import connection
+
 from ..models import Attempt
 
 Outcome = Attempt.Outcome
@@ -42,5 +44,22 @@ def refusal_note(refused):
 
 
 def record_attempts(attempts):
-    """Write `attempts` in one INSERT. Returns them."""
-    return Attempt.objects.bulk_create(attempts)
+    """Write `attempts` in one INSERT ... VALUES. Returns them (without their ids).
+
+    Not bulk_create(): on PostgreSQL, Django 5.2 sends the rows as UNNEST arrays, whose
+    literals psycopg builds in Python, about twice the CPU of this for a group of 20
+    (bench/README.md). The columns and values are Django's own, from the model's fields."""
+    if not attempts:
+        return attempts
+    fields = [field for field in Attempt._meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    row = f"({', '.join(['%s'] * len(fields))})"
+    # Only quoted names and placeholders in the SQL; every value is a parameter.
+    sql = (f"INSERT INTO {quote(Attempt._meta.db_table)} "  # noqa: S608
+           f"({', '.join(quote(field.column) for field in fields)}) "
+           f"VALUES {', '.join([row] * len(attempts))}")  # fmt: skip
+    params = [field.get_db_prep_save(field.pre_save(attempt, True), connection)
+              for attempt in attempts for field in fields]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    return attempts

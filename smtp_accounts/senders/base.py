@@ -41,6 +41,17 @@ class BatchRecipient:
     headers: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RawMessage:
+    """A message in its wire form, as a sender's render() made it: the envelope, the bytes
+    that follow DATA (CRLF line ends) and its Message-ID. send() sends it as it is."""
+
+    envelope_from: str
+    recipients: list
+    data: bytes
+    message_id: str
+
+
 def recipient_results(accepted, refused=None):
     """Per-recipient results: `accepted` addresses, `refused` {address: (code, reply)}."""
     refused = refused or {}
@@ -143,12 +154,14 @@ class Sender:
         return self.backend is not None
 
     def send(self, message):
-        """Deliver one EmailMessage and return its Delivery (provider id, per recipient).
+        """Deliver one EmailMessage, or a RawMessage this sender rendered, and return its
+        Delivery (provider id, per recipient).
 
         The From header is the account's address unless the message sets its own. Raises
         TemporaryFailure, PermanentFailure or ConfigurationError.
         """
-        message = self.prepare(message)
+        if not isinstance(message, RawMessage):  # a RawMessage was prepared to be rendered
+            message = self.prepare(message)
         self._connect()
         try:
             return self.deliver(message)
@@ -190,6 +203,12 @@ class Sender:
             raise PermanentFailure("The message has no recipients (To, Cc and Bcc are empty).")
         return message
 
+    def render(self, message):
+        """The RawMessage that send() would send for the EmailMessage `message`, or None when
+        this sender hands providers fields, not bytes (Mailgun's API). Needs no connection.
+        Raises PermanentFailure for a message that can never go."""
+        return None
+
     def connect(self):
         """Return an open connection (a backend). Raises SendError or ConfigurationError."""
         raise NotImplementedError
@@ -199,7 +218,7 @@ class Sender:
         raise NotImplementedError
 
     def deliver(self, message):
-        """Send a prepared message on self.backend and return its Delivery."""
+        """Send a prepared message (or a RawMessage) on self.backend; return its Delivery."""
         raise NotImplementedError
 
     def deliver_batch(self, message, recipients):

@@ -6,6 +6,7 @@ import smtplib
 
 import pytest
 from django.core.mail import EmailMessage
+from django.core.mail.message import sanitize_address
 
 from smtp_accounts.models import Security, SmtpAccount
 from smtp_accounts.senders import (
@@ -15,7 +16,7 @@ from smtp_accounts.senders import (
     Throttled,
     get_sender,
 )
-from smtp_accounts.senders.smtp import tls_context
+from smtp_accounts.senders.smtp import envelope_addresses, tls_context
 from smtp_accounts.senders.smtp_errors import describe_error
 from smtp_accounts.tests.fixtures.smtp_server import DROP
 from smtp_accounts.tests.fixtures.worker import wait_until
@@ -456,3 +457,33 @@ def test_a_454_to_starttls_says_tls_could_not_be_started(starttls_454_server, sm
     assert reason.startswith(f"127.0.0.1:{starttls_454_server} could not start TLS (454 4.7.0")
     assert "certificate or TLS setup" in reason
     assert "deferred" not in reason and "busy" not in services.failure_hint(reason).lower()
+
+
+@pytest.mark.parametrize("address", [
+    "reader@example.com", "Reader.Name+tag@Example.COM", "o'brien@mail-1.example.ie",
+    "Zoë Müller <zoe@example.com>", "Ann <ann@example.com>", "jürgen@bücher.example",
+    '"quoted local"@example.com', "zoë@example.com", "ann@127.0.0.1",
+])  # fmt: skip
+def test_envelope_addresses_are_what_djangos_sanitize_address_makes(address):
+    # Plain addresses skip Django's parser; the result must be the same either way.
+    assert envelope_addresses([address], "utf-8") == [sanitize_address(address, "utf-8")]
+
+
+def test_an_address_that_cannot_be_parsed_fails_the_message():
+    with pytest.raises(PermanentFailure, match="invalid address"):
+        envelope_addresses(["not an address <"], "utf-8")
+
+
+def test_plain_and_named_recipients_reach_the_server_as_smtplib_quotes_them(
+    smtp_server, smtp_account_for
+):
+    # Plain addresses skip smtplib's re-parsing in MAIL FROM / RCPT TO; named ones do not.
+    account = smtp_account_for(smtp_server)
+    to = ["alice@example.org", "Zoë Müller <zoe@example.org>", "Bob <bob@example.org>"]
+
+    delivery = send_one(account, make_message(to=to))
+
+    [received] = smtp_server.messages
+    assert received.mail_from == "crm@example.com"
+    assert received.rcpt_tos == ["alice@example.org", "zoe@example.org", "bob@example.org"]
+    assert [entry["outcome"] for entry in delivery.recipients] == ["accepted"] * 3
