@@ -11,6 +11,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from smtp_accounts.senders import placeholders
+
 
 class OutboundMessageQuerySet(models.QuerySet):
     def due(self, now=None):
@@ -99,6 +101,12 @@ class OutboundMessage(models.Model):
 
     def __str__(self):
         return f"{self.subject!r} to {', '.join(self.to)} ({self.status})"
+
+    @property
+    def subject_as_sent(self):
+        """The Subject its recipient saw: `%recipient.NAME%` placeholders filled from its
+        merge_data (the row keeps the campaign's template, which batches share)."""
+        return placeholders.fill(self.subject, self.merge_data)
 
 
 class Attempt(models.Model):

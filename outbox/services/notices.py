@@ -43,12 +43,12 @@ def notify_sender(message, recipient, reason):
     account = message.account
     if account is None or not account.is_external or is_notice(message):
         return ""
-    to = list(message.reply_to) or [account.email]
+    to, subject = list(message.reply_to) or [account.email], message.subject_as_sent
     try:
         notice = send_email(
             account_type=AccountType.SYSTEM, to=to,
-            subject=f"Undelivered: {message.subject}"[:SUBJECT_LENGTH],
-            body=BODY.format(recipient=recipient or "its recipient", subject=message.subject,
+            subject=f"Undelivered: {subject}"[:SUBJECT_LENGTH],
+            body=BODY.format(recipient=recipient or "its recipient", subject=subject,
                              sent=_when(message.sent_at), reason=reason),
             headers={NOTICE_HEADER: "undelivered", "Auto-Submitted": "auto-replied"},
             idempotency_key=f"undelivered-notice-{message.pk}",

@@ -21,8 +21,12 @@ Status = OutboundMessage.Status
 
 
 def message_id_of(message):
-    """The Message-ID header delivery gives `message` (the same on every attempt), read from
-    the very EmailMessage delivery builds, so the two cannot disagree."""
+    """The Message-ID header `message` went out with (the same on every attempt): read from
+    the very EmailMessage delivery builds, so the two cannot disagree; for mail sent through
+    Mailgun, the id Mailgun gave it (a batch call's recipients share Mailgun's one id, which
+    is their Message-ID: the call sets none of its own)."""
+    if message.provider_message_id and message.account and message.account.is_external:
+        return message.provider_message_id
     return message_as_email(message).extra_headers["Message-ID"]
 
 

@@ -8,7 +8,9 @@ import json
 import re
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from outbox import services
 from outbox.models import OutboundMessage
@@ -61,7 +63,8 @@ def test_a_campaign_leaves_in_one_call_and_each_recipient_sees_only_their_own_ad
     assert {row.history.get().outcome for row in rows} == {"sent"}
 
 
-def test_mailgun_gives_the_batch_its_message_id(mailgun_server, mailgun_campaigns, campaign):
+def test_mailgun_gives_the_batch_its_message_id(mailgun_server, mailgun_campaigns, campaign,
+                                               admin_client):
     rows = campaign(readers(3))
 
     [call] = mailgun_server.calls()
@@ -71,6 +74,9 @@ def test_mailgun_gives_the_batch_its_message_id(mailgun_server, mailgun_campaign
     assert "h:Message-Id" not in json.loads(call.field("recipient-variables"))[readers(3)[0]]
     [batch_id] = {row.provider_message_id for row in rows}
     assert re.fullmatch(r"<[0-9a-f]{32}@mg\.example\.com>", batch_id)  # the server's answer
+    # The Mail Log shows that id as the Message-ID, as the recipients' mail carries it.
+    page = admin_client.get(reverse("outbox:detail", args=[rows[0].pk])).content.decode()
+    assert escape(batch_id) in page
 
 
 def test_placeholders_are_filled_by_mailgun_escaped_in_html_and_empty_when_missing(

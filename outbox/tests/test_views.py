@@ -48,6 +48,15 @@ def test_list_shows_the_columns_newest_first(admin_client, account, make_message
     assert "secret body" not in page
 
 
+def test_a_personalized_subject_shows_as_its_recipient_saw_it(admin_client, account,
+                                                               make_message):
+    message = make_message(account, subject="Hi %recipient.name%, your offer",
+                           merge_data={"name": "Ann"})  # fmt: skip
+    assert "Hi Ann, your offer" in admin_client.get(LIST).content.decode()
+    detail = admin_client.get(reverse("outbox:detail", args=[message.pk])).content.decode()
+    assert "Hi Ann, your offer" in detail and "%recipient." not in detail
+
+
 def test_filters_by_account_status_type_and_search(admin_client, make_account, make_message):
     system = make_account(name="System", account_type="system")
     service = make_account(name="Service", account_type="customer_service")
