@@ -38,14 +38,16 @@ def write_list(path, count):
 
 
 def empty_outbox():
-    """Delete the queued rows in one statement (the ORM's delete() would load them all and
-    inflate the memory figures)."""
+    """Delete the outbox's rows, their history first, in a statement each (the ORM's delete()
+    would load them all and inflate the memory figures). A scratch database may hold another
+    bench's sent mail, whose history references it."""
     from django.db import connection
 
-    from outbox.models import OutboundMessage
+    from outbox.models import Attempt, OutboundMessage, Suppression
 
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {OutboundMessage._meta.db_table}")  # noqa: S608 -- our table
+        for model in (Attempt, Suppression, OutboundMessage):  # our tables only
+            cursor.execute(f"DELETE FROM {model._meta.db_table}")  # noqa: S608
 
 
 def queue(path):
