@@ -1,6 +1,7 @@
 """`smtp_accounts send --to-list FILE`: a list queued in one transaction, all or nothing."""
 
 import io
+import logging
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -145,3 +146,19 @@ def test_queue_campaign_raises_when_no_account_is_ready(db):
     with pytest.raises(NoReadyAccount):
         services.queue_campaign("campaigns", ["ann@example.com"], subject="S", body="B")
     assert not OutboundMessage.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)  # the command's own commit sends, as from a shell
+def test_sending_inline_prints_the_summary_and_no_log_line_of_ours(
+    campaigns_relay, address_list, caplog, smtp_server
+):
+    caplog.set_level(logging.INFO)
+    path = address_list("ann@example.com\nbob@example.com\n")
+    output = send_to_list(path)  # no broker: delivered by this very command
+    assert len(smtp_server.messages) == 2 and "Queued 2 messages" in output
+    ours = [r for r in caplog.records if r.name.startswith(("outbox", "smtp_accounts"))]
+    assert not [r for r in ours if r.levelno < logging.WARNING]
+    call_command("smtp_accounts", "send", "--type", "campaigns", "--to-list", str(path),
+                 "--subject", "Spring news", verbosity=2, stdout=io.StringIO(),
+                 stdin=io.StringIO("Hello"))  # fmt: skip
+    assert any(r.name == "outbox.services.deliver" for r in caplog.records)  # asked for

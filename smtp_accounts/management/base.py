@@ -1,13 +1,16 @@
 """What every command of this app shares: argument errors that are one line, name no option
 the user did not type in full, and never echo what was typed (it may be a password); and no
-library log lines (kombu, Celery) at the default verbosity."""
+library log lines (kombu, Celery), nor our own INFO lines, at the default verbosity."""
 
 import logging
 import re
 
 from django.core.management.base import BaseCommand, CommandParser
 
-QUIET_LOGGERS = ("kombu", "celery", "amqp")
+# Below verbosity 2: libraries say only errors; the CRM's own modules only warnings (a
+# command sends inline without a broker, and prints its own summary of what was sent).
+QUIET_LOGGERS = {"kombu": logging.ERROR, "celery": logging.ERROR, "amqp": logging.ERROR,
+                 "outbox": logging.WARNING, "smtp_accounts": logging.WARNING}  # fmt: skip
 # argparse quotes what the user typed in these messages; the text before it is kept.
 ECHOES = [
     (re.compile(r"unrecognized arguments: .*", re.S), "unrecognized arguments (not shown)"),
@@ -61,8 +64,8 @@ class SafeCommand(BaseCommand):
             return super().execute(*args, **options)
         loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
         levels = [logger.level for logger in loggers]
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
+        for logger, quiet in zip(loggers, QUIET_LOGGERS.values(), strict=True):
+            logger.setLevel(quiet)
         try:
             return super().execute(*args, **options)
         finally:  # call_command() in a longer process: leave its logging as it was
