@@ -282,6 +282,7 @@ def test_a_recipient_refused_among_accepted_ones_is_on_record(ready, smtp_server
 
 def test_a_batch_writes_its_history_in_one_insert_per_group(ready, smtp_server, monkeypatch):
     monkeypatch.setattr(policy, "SAVE_SECONDS", 3600)  # groups by size only, however slow
+    monkeypatch.setattr(policy, "SAVE_EVERY", 20)  # two groups in one batch
     account = ready("campaigns")
     for number in range(2 * policy.SAVE_EVERY):
         send("campaigns", to=[f"reader{number}@example.com"])
