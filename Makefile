@@ -45,5 +45,6 @@ bench: install
 	$(BIN)/python bench/send_throughput.py
 	$(BIN)/python bench/mailgun_batch.py
 	$(BIN)/python bench/to_list.py
+	$(BIN)/python bench/routing_limits.py
 	$(BIN)/pip install --quiet -r bench/requirements.txt
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/post_office_compare.py
