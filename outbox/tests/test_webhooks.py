@@ -10,6 +10,7 @@ import secrets
 import time
 
 import pytest
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -371,3 +372,39 @@ def test_an_internal_accounts_bounce_gets_no_notice(signing_key, ready, make_mes
 
     assert not notices().exists()
     assert Attempt.objects.get(message=message).outcome == "bounced"
+
+
+@pytest.mark.django_db(transaction=True)  # each campaign's commit sends it, inline
+def test_a_real_batch_call_then_its_events_then_the_next_campaign_skips_the_bounced(
+    signing_key, mailgun_server, mailgun_account_for, mailgun
+):
+    # Issue 12's done-when with issue 13's: one call for the campaign, events find their rows.
+    mailgun_account_for(mailgun_server, verified_at=timezone.now())
+    readers = ["ann@example.com", "bob@example.com", "cy@example.com"]
+
+    def campaign():
+        with transaction.atomic():
+            return [services.send_email(account_type="campaigns", to=[address], subject="News",
+                                        body="Hi") for address in readers]  # fmt: skip
+
+    rows = campaign()
+    [call] = mailgun_server.calls()
+    assert call.fields["to"] == readers
+    ann, bob, cy = [OutboundMessage.objects.get(pk=row.pk) for row in rows]
+    assert ann.provider_message_id == bob.provider_message_id == cy.provider_message_id
+
+    post_event(mailgun, bounce(bob, recipient="bob@example.com"))
+    post_event(mailgun, event(cy, "delivered", recipient="cy@example.com",
+                              **{"delivery-status": {"message": "OK"}}))  # fmt: skip
+    statuses = dict(OutboundMessage.objects.values_list("to__0", "status"))
+    assert statuses == {"ann@example.com": "sent", "bob@example.com": "failed",
+                        "cy@example.com": "sent"}  # fmt: skip
+    assert [a.outcome for a in OutboundMessage.objects.get(pk=cy.pk).history.all()] == [
+        "sent", "delivered"]  # fmt: skip
+
+    mailgun_server.requests.clear()
+    again = campaign()
+    [second] = mailgun_server.calls()
+    assert second.fields["to"] == ["ann@example.com", "cy@example.com"]  # bob is suppressed
+    dropped = OutboundMessage.objects.get(pk=again[1].pk)
+    assert dropped.status == Status.FAILED and "suppression list" in dropped.last_error
