@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from smtp_accounts.models import SmtpAccount
 from smtp_accounts.services import pause_account
+from smtp_accounts.tests.fixtures.browser import open_new_account_form
 from smtp_accounts.tests.fixtures.browser import screenshot as shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -26,7 +27,7 @@ def test_create_edit_and_delete_accounts_by_their_labels(logged_in_page):
     shot(page, "list-empty")
 
     # An internal (SMTP) account, with the Gmail preset filling host, port and TLS.
-    page.get_by_role("link", name="+ Create new").click()
+    open_new_account_form(page)
     page.get_by_label("Internal Provider").check()
     expect(page.get_by_label("Domain")).to_be_hidden()
     page.get_by_label("Account Name").fill("Support desk")
@@ -43,7 +44,7 @@ def test_create_edit_and_delete_accounts_by_their_labels(logged_in_page):
     expect(page.get_by_text("“Support desk” was created")).to_be_visible()
 
     # An external (Mailgun) account: the SMTP fields disappear.
-    page.get_by_role("link", name="+ Create new").click()
+    open_new_account_form(page)
     page.get_by_label("External Provider").check()
     expect(page.get_by_label("Host")).to_be_hidden()
     page.get_by_label("Account Name").fill("Campaigns")
@@ -82,7 +83,7 @@ def test_presets_fill_the_limits_and_a_paused_row_says_why(logged_in_page, width
     page = logged_in_page
     page.set_viewport_size({"width": width, "height": 860})
     open_smtp_accounts(page)
-    page.get_by_role("link", name="+ Create new").click()
+    open_new_account_form(page)
     page.get_by_label("Internal Provider").check()
     page.get_by_label("Provider preset").select_option(label="Outlook")
     expect(page.get_by_label("Messages per minute")).to_have_value("30")

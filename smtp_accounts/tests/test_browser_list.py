@@ -4,6 +4,7 @@ account's state and actions are on screen."""
 import pytest
 from playwright.sync_api import expect
 
+from smtp_accounts.tests.fixtures.browser import open_new_account_form
 from smtp_accounts.tests.fixtures.browser import screenshot as shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -72,7 +73,7 @@ def test_without_a_mailgun_key_the_form_and_the_row_say_so(logged_in_page, live_
     row = page.locator("[data-account-row]").filter(has_text="Campaigns")
     expect(row.get_by_text("Mailgun is not configured")).to_be_visible()
     shot(page, f"list-mailgun-missing-{width}")
-    page.get_by_role("link", name="+ Create new").click()
+    open_new_account_form(page)
     notice = page.get_by_text("Mailgun is not configured on this CRM")
     expect(notice).to_be_hidden()
     page.get_by_label("External Provider").check()

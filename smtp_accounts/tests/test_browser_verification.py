@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from crm.celery import app as celery_app
 from smtp_accounts import devinbox, services
 from smtp_accounts.models import TestEmail
-from smtp_accounts.tests.fixtures.browser import login, screenshot
+from smtp_accounts.tests.fixtures.browser import login, open_new_account_form, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -193,7 +193,7 @@ def running_dev_inbox(settings, tmp_path):
 
 def test_a_newcomer_verifies_an_account_through_the_dev_inbox(logged_in_page, running_dev_inbox):
     page = logged_in_page
-    page.get_by_role("link", name="+ Create new").click()
+    open_new_account_form(page)
     page.get_by_label("Internal Provider").check()
     page.get_by_label("Account Name").fill("Local inbox")
     page.get_by_label("Host").fill("127.0.0.1")
