@@ -44,7 +44,6 @@ class MailLogView(PermissionRequiredMixin, LastPageMixin, ListView):
             filtered=bool(filters),
             query_string=params.urlencode(),
             retry_account=filters.get("account"),
-            count_limit=f"{log.COUNT_LIMIT:,}",
             **kwargs,
         )
 

@@ -58,6 +58,11 @@ class CappedPaginator(Paginator):
     def is_capped(self):
         return self.count > COUNT_LIMIT
 
+    @property
+    def count_limit(self):
+        """The most it counts, for "1–50 of more than 10,000"."""
+        return f"{COUNT_LIMIT:,}"
+
 
 def get_message(message_id):
     """One message with its account and its history (oldest first). Raises MessageNotFound."""
